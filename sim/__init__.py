@@ -1,0 +1,1 @@
+"""Simulation side of the toolkit: golden models, error metrics, emulation, cocotb testbenches."""

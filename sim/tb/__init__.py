@@ -1,0 +1,1 @@
+"""cocotb testbenches and the runner that drives them on Verilator and Icarus."""
