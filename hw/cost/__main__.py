@@ -1,0 +1,7 @@
+"""``python -m hw.cost``: see :mod:`hw.cost.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

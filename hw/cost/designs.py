@@ -1,0 +1,197 @@
+"""What gets costed: a :class:`Design` wraps a *component factory*.
+
+A design is a label, a zero-argument callable returning a fresh ``wiring.Component`` and a
+JSON-able description. Everything in :mod:`hw.cost` takes a design, so any Amaranth component can
+be costed (``Design("my_thing", MyThing)``). Ready-made constructors:
+
+* :func:`multiplier` - ``spec.circuit()`` (combinational ``N x N -> 2N``);
+* :func:`mac` - :class:`hw.mac.MAC` (multiplier + ``A``-bit accumulator register);
+* :func:`array` - :class:`hw.systolic.SystolicArray` (``rows x cols`` MAC PEs, ``ws`` or ``os``).
+
+:func:`make_design` builds one of those from command-line style arguments, through the
+:data:`KINDS` registry (:func:`register_kind` adds more).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from functools import cached_property
+from typing import Callable
+
+from hw.mult import MultiplierError, MultiplierSpec, parse
+from hw.verilog import emit_verilog
+
+from .errors import CostError
+
+__all__ = ["Design", "TOP", "multiplier", "mac", "array", "make_design", "KINDS",
+           "register_kind"]
+
+#: Name of the top module of every emitted design.
+TOP = "top"
+
+
+class Design:
+    """A hardware configuration to cost.
+
+    Parameters
+    ----------
+    label : str
+        Unique, human-readable name (e.g. ``mult:truncated4@8s``); used in tables and errors.
+    factory : callable
+        Returns a fresh ``wiring.Component`` each call.
+    info : dict
+        JSON-able description (kind, multiplier, parameters) copied into results.
+    pe_count : int
+        Number of multipliers inside (1 for a multiplier or MAC, ``rows*cols`` for an array).
+    """
+
+    def __init__(self, label: str, factory: Callable, *, info: dict | None = None,
+                 pe_count: int = 1):
+        if not isinstance(label, str) or not label:
+            raise CostError(f"design label must be a non-empty string, not {label!r}")
+        if not callable(factory):
+            raise CostError(f"design factory for {label} is not callable")
+        self._label = label
+        self._factory = factory
+        self._info = dict(info or {})
+        self._pe_count = int(pe_count)
+
+    label = property(lambda self: self._label)
+    info = property(lambda self: dict(self._info))
+    pe_count = property(lambda self: self._pe_count)
+
+    def component(self):
+        """A fresh component instance."""
+        return self._factory()
+
+    @cached_property
+    def verilog(self) -> str:
+        """Verilog of the design with top module :data:`TOP` (reproducible bytes)."""
+        return emit_verilog(self.component(), TOP)
+
+    @cached_property
+    def verilog_sha256(self) -> str:
+        return hashlib.sha256(self.verilog.encode()).hexdigest()
+
+    @cached_property
+    def _port_bits(self) -> tuple[int, int]:
+        from .harness import port_bits
+        component = self.component()
+        component._MustUse__silence = True     # inspected, never elaborated
+        return port_bits(component)
+
+    def port_bits(self) -> tuple[int, int]:
+        """``(input_bits, output_bits)`` of the component's ports."""
+        return self._port_bits
+
+    def describe(self) -> dict:
+        return {"label": self._label, "pe_count": self._pe_count, **self._info}
+
+    def __repr__(self):
+        return f"<Design {self._label}>"
+
+
+def _spec_info(spec: MultiplierSpec) -> dict:
+    return {"multiplier": spec.name, "width": spec.width, "signed": spec.signed}
+
+
+def multiplier(spec: MultiplierSpec) -> Design:
+    """The bare combinational multiplier of ``spec``."""
+    return Design(f"mult:{spec.full_name}", spec.circuit, info={"kind": "mult", **_spec_info(spec)})
+
+
+def _optional(module: str, what: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise CostError(f"{what} needs {module} ({err})") from None
+
+
+def _validate(build):
+    """Construct once to check the parameters (one-line :class:`CostError` on bad ones)."""
+    try:
+        component = build()
+    except (TypeError, ValueError) as err:
+        raise CostError(str(err)) from None
+    component._MustUse__silence = True       # built only to validate, never elaborated
+
+
+def mac(spec: MultiplierSpec, *, acc_width: int = 32, overflow: str = "wrap",
+        pipeline: bool = False) -> Design:
+    """A :class:`hw.mac.MAC` unit around ``spec`` (accumulator register included)."""
+    mod = _optional("hw.mac", "a MAC design")
+    _validate(lambda: mod.MAC(spec, acc_width=acc_width, overflow=overflow, pipeline=pipeline))
+    label = f"mac:{spec.full_name}:A{acc_width}:{overflow}" + (":pipe" if pipeline else "")
+    return Design(label, lambda: mod.MAC(spec, acc_width=acc_width, overflow=overflow,
+                                         pipeline=pipeline),
+                  info={"kind": "mac", **_spec_info(spec), "acc_width": acc_width,
+                        "overflow": overflow, "pipeline": pipeline})
+
+
+def array(spec: MultiplierSpec, rows: int, cols: int, *, dataflow: str = "ws",
+          acc_width: int = 32, overflow: str = "wrap", pipeline: bool = False) -> Design:
+    """A :class:`hw.systolic.SystolicArray` of ``rows x cols`` PEs, all using ``spec``."""
+    mod = _optional("hw.systolic", "an array design")
+
+    def build():
+        return mod.SystolicArray(rows, cols, spec, dataflow=dataflow, acc_width=acc_width,
+                                 overflow=overflow, pipeline=pipeline)
+
+    _validate(build)
+    label = (f"array:{spec.full_name}:{rows}x{cols}:{dataflow}:A{acc_width}:{overflow}"
+             + (":pipe" if pipeline else ""))
+    return Design(label, build, pe_count=rows * cols,
+                  info={"kind": "array", **_spec_info(spec), "rows": rows, "cols": cols,
+                        "dataflow": dataflow, "acc_width": acc_width, "overflow": overflow,
+                        "pipeline": pipeline})
+
+
+def _make_mult(spec, **opts):
+    if opts:
+        raise CostError(f"options {', '.join(sorted(opts))} do not apply to a multiplier")
+    return multiplier(spec)
+
+
+def _make_mac(spec, **opts):
+    opts.pop("dataflow", None)
+    _no_array_dims(opts, "a MAC")
+    return mac(spec, **opts)
+
+
+def _no_array_dims(opts, what):
+    for k in ("rows", "cols"):
+        if opts.pop(k, None) not in (None, 1):
+            raise CostError(f"--{k} does not apply to {what}")
+
+
+def _make_array(spec, *, rows=2, cols=None, **opts):
+    return array(spec, rows, rows if cols is None else cols, **opts)
+
+
+#: Design kinds for :func:`make_design`: ``kind -> builder(spec, **options) -> Design``.
+KINDS: dict[str, Callable[..., Design]] = {"mult": _make_mult, "mac": _make_mac,
+                                           "array": _make_array}
+
+
+def register_kind(kind: str, builder: Callable[..., Design]) -> None:
+    """Add a design kind (``builder(spec, **options) -> Design``)."""
+    KINDS[kind] = builder
+
+
+def make_design(kind: str, name: str | MultiplierSpec, *, width: int = 8, signed: bool = True,
+                **options) -> Design:
+    """Design of ``kind`` (``mult``, ``mac``, ``array``) around multiplier ``name``.
+
+    ``options`` are the builder's keyword arguments (``None`` values are dropped), e.g.
+    ``rows``/``cols``/``dataflow``/``acc_width``/``overflow``/``pipeline``. Raises
+    :class:`CostError` (one line) on bad input.
+    """
+    builder = KINDS.get(kind)
+    if builder is None:
+        raise CostError(f"unknown design kind {kind!r}; known: {', '.join(KINDS)}")
+    try:
+        spec = parse(name, width=width, signed=signed)
+    except MultiplierError as err:
+        raise CostError(str(err)) from None
+    return builder(spec, **{k: v for k, v in options.items() if v is not None})

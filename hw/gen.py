@@ -1,0 +1,278 @@
+"""``python -m hw.gen``: write a systolic array (or a single multiplier) as ONE Verilog file plus a
+JSON manifest beside it.
+
+Library use: :func:`generate` returns the file texts and the manifest without touching the disk;
+:func:`main` is the command line (``--help`` explains the arguments with examples).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import hw.mult as mult_lib
+from hw.mac import MAX_ACC_WIDTH, OVERFLOW_MODES
+from hw.manifest import array_manifest, dumps, multiplier_manifest, write_atomically
+from hw.mult import MultiplierError, extra_verilog_sources, parse
+from hw.systolic import DATAFLOWS, MAX_DIM, SystolicArray, emit_array_verilog
+from hw.verilog import emit_verilog
+
+__all__ = ["GenError", "Generated", "parse_mult_list", "generate", "main"]
+
+DEFAULT_OUT = "out"
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class GenError(ValueError):
+    """Invalid generator arguments; the message is one user-facing line."""
+
+
+@dataclass(frozen=True)
+class Generated:
+    """Result of :func:`generate`: top module name, ``{file name: text}`` and the manifest."""
+
+    top: str
+    files: dict
+    manifest: dict
+
+    @property
+    def verilog(self) -> str:
+        return self.files[f"{self.top}.v"]
+
+
+def parse_mult_list(text: str) -> list[str]:
+    """``"exact*2,truncated4"`` -> ``["exact", "exact", "truncated4"]`` (``NAME*K`` repeats)."""
+    names = []
+    for item in str(text).split(","):
+        item = item.strip()
+        name, star, count = item.rpartition("*") if "*" in item else (item, "", "")
+        if star:
+            if not count.isdigit() or int(count) < 1:
+                raise GenError(f"bad repetition {item!r} in --mult: write NAME*K with K >= 1")
+            names.extend([name.strip()] * int(count))
+        else:
+            names.append(name)
+    if any(not n for n in names):
+        raise GenError(f"empty multiplier name in --mult {text!r}")
+    return names
+
+
+def _int(label: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GenError(f"{label} must be an integer, not {value!r}")
+    return value
+
+
+def _top_name(name, default: str) -> str:
+    top = default if name is None else name
+    if not _IDENT.fullmatch(top) or len(top) > 120:
+        raise GenError(f"top module name {top!r} is not a Verilog identifier "
+                       "([A-Za-z_][A-Za-z0-9_]*, at most 120 characters)")
+    return top
+
+
+def _with_extra_sources(verilog: str, specs) -> tuple[str, list[str]]:
+    extra = extra_verilog_sources(specs)
+    text = verilog + "".join(f"\n// ---- {fname} (imported multiplier source) ----\n{body}"
+                             for fname, body in extra.items())
+    return text, list(extra)
+
+
+def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, signed=True,
+             dataflow="ws", acc_width=32, overflow="wrap", pipeline=False,
+             name=None) -> Generated:
+    """Build the design described by the ``python -m hw.gen`` options (``rows=None``: only the
+    multiplier). Raises :class:`GenError` / :class:`hw.mult.MultiplierError` on bad input."""
+    names = parse_mult_list(mult)
+    width = _int("--width", width)
+    if rows is None:
+        if len(names) != 1:
+            raise GenError("a multiplier-only run takes one --mult name (give --rows for an "
+                           "array)")
+        spec = parse(names[0], width=width, signed=signed)
+        safe = re.sub(r"[^A-Za-z0-9_]", "_", spec.name)[:60]
+        top = _top_name(name, f"axm_mult_{safe}_{spec.width}{'s' if spec.signed else 'u'}")
+        verilog, extra = _with_extra_sources(emit_verilog(spec.circuit(), top), [spec])
+        arguments = {"mult": spec.name, "width": spec.width, "signed": spec.signed,
+                     "name": top}
+        command = (f"python -m hw.gen --mult {spec.name} --width {spec.width} "
+                   f"--{'signed' if spec.signed else 'unsigned'} --name {top}")
+        manifest = multiplier_manifest(spec, top=top, verilog_file=f"{top}.v",
+                                       verilog_text=verilog, arguments=arguments,
+                                       command=command)
+        manifest["extra_sources"] = extra
+        return Generated(top, {f"{top}.v": verilog, f"{top}.json": dumps(manifest)}, manifest)
+
+    rows = _int("--rows", rows)
+    cols = rows if cols is None else _int("--cols", cols)
+    for label, value in (("--rows", rows), ("--cols", cols)):
+        if not 1 <= value <= MAX_DIM:
+            raise GenError(f"{label} must be in 1..{MAX_DIM}, not {value}")
+    if dataflow not in DATAFLOWS:
+        raise GenError(f"unknown dataflow {dataflow!r}; choose ws or os")
+    if overflow not in OVERFLOW_MODES:
+        raise GenError(f"unknown overflow mode {overflow!r}; choose wrap or saturate")
+    acc_width = _int("--acc-width", acc_width)
+    specs = {n: parse(n, width=width, signed=signed) for n in dict.fromkeys(names)}
+    canonical = [specs[n].name for n in names]
+    product = next(iter(specs.values())).product_width
+    if not product <= acc_width <= MAX_ACC_WIDTH:
+        raise GenError(f"--acc-width {acc_width} must be in {product}..{MAX_ACC_WIDTH}: the "
+                       f"accumulator cannot be narrower than the {product}-bit product")
+    if len(names) == 1:
+        per = "all"
+        grid = specs[names[0]]
+    else:
+        if mult_per not in ("row", "col"):
+            raise GenError(f"--mult lists {len(names)} multipliers: add --mult-per row (one per "
+                           "row, top to bottom) or --mult-per col (one per column, left to "
+                           "right)")
+        count = rows if mult_per == "row" else cols
+        if len(names) != count:
+            raise GenError(f"--mult lists {len(names)} multipliers but the array has {count} "
+                           f"{'rows' if mult_per == 'row' else 'columns'}")
+        per = mult_per
+        if per == "row":
+            grid = [[specs[names[r]]] * cols for r in range(rows)]
+        else:
+            grid = [[specs[names[c]] for c in range(cols)] for _ in range(rows)]
+    top = _top_name(name, f"axm_{dataflow}_{rows}x{cols}")
+    array = SystolicArray(rows, cols, grid, dataflow=dataflow, acc_width=acc_width,
+                          overflow=overflow, pipeline=pipeline)
+    verilog, extra = _with_extra_sources(emit_array_verilog(array, top),
+                                         array.distinct_specs())
+    is_signed = array.signed
+    arguments = {"rows": rows, "cols": cols, "mult": canonical, "mult_per": per,
+                 "width": width, "signed": is_signed, "dataflow": dataflow,
+                 "acc_width": acc_width, "overflow": overflow, "pipeline": bool(pipeline),
+                 "name": top}
+    mult_text = ",".join(canonical) if per != "all" else canonical[0]
+    command = (f"python -m hw.gen --rows {rows} --cols {cols} --mult {mult_text}"
+               + (f" --mult-per {per}" if per != "all" else "")
+               + f" --width {width} --{'signed' if is_signed else 'unsigned'}"
+               f" --dataflow {dataflow} --acc-width {acc_width} --overflow {overflow}"
+               + (" --pipeline" if pipeline else "") + f" --name {top}")
+    manifest = array_manifest(array, top=top, verilog_file=f"{top}.v", verilog_text=verilog,
+                              arguments=arguments, command=command,
+                              assignment={"per": per, "names": canonical if per != "all"
+                                          else canonical[:1]})
+    manifest["extra_sources"] = extra
+    return Generated(top, {f"{top}.v": verilog, f"{top}.json": dumps(manifest)}, manifest)
+
+
+def _grammar() -> str:
+    doc = mult_lib.__doc__ or ""
+    start = doc.find("Name grammar")
+    end = doc.find("Width ``N``")
+    text = doc[start:end if end > start else None].rstrip()
+    return text.replace("``", "").replace("::", ":")
+
+
+EPILOG = """\
+{grammar}
+
+  Width N (--width, 4..16) and signedness (--signed/--unsigned) are separate options.
+
+Heterogeneous arrays: give one name per row or per column in --mult, comma-separated, and say
+which with --mult-per; NAME*K repeats a name K times.
+
+Examples:
+  python -m hw.gen --rows 16 --mult truncated4
+      16x16 weight-stationary array, int8 signed, 32-bit wrapping accumulators -> out/
+  python -m hw.gen --rows 8 --cols 4 --mult drum4 --dataflow os --acc-width 24 \\
+      --overflow saturate --pipeline -o build/os8x4
+  python -m hw.gen --rows 4 --mult exact,exact,truncated4,truncated6c --mult-per row
+  python -m hw.gen --rows 8 --cols 16 --mult exact*8,bam2_6*8 --mult-per col --unsigned
+  python -m hw.gen --mult mitchell --width 12 --unsigned -o out/mult
+      just the combinational multiplier (ports a, b, p)
+
+Outputs: DIR/TOP.v (one Verilog file: top module TOP plus its PE/row/multiplier modules) and
+DIR/TOP.json (manifest: tool versions, arguments, ports with payload bit fields, latency and
+throughput in cycles, multiplier descriptions and error metrics). TOP defaults to
+axm_<dataflow>_<rows>x<cols> or axm_mult_<name>_<width><s|u>. Same arguments -> same bytes.
+Bad arguments: one-line error on stderr, exit status 2, nothing written.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse would print the usage first)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m hw.gen",
+                description="Generate a systolic GEMM array of (approximate) multipliers, or a "
+                            "single multiplier, as Verilog plus a JSON manifest.",
+                epilog=EPILOG.format(grammar=_grammar()),
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, metavar="R",
+                   help=f"PE rows, 1..{MAX_DIM} (ws: the reduction depth K of one pass). "
+                        "Without --rows only the multiplier is written.")
+    p.add_argument("--cols", type=int, metavar="C", help="PE columns, 1..64 (default: R)")
+    p.add_argument("--mult", default="exact", metavar="NAME[,NAME...]",
+                   help="multiplier name(s), see the grammar below (default: exact)")
+    p.add_argument("--mult-per", choices=("row", "col"),
+                   help="with several --mult names: one per row or one per column")
+    p.add_argument("--width", type=int, default=8, metavar="N",
+                   help="operand width in bits, 4..16 (default: 8)")
+    sign = p.add_mutually_exclusive_group()
+    sign.add_argument("--signed", dest="signed", action="store_true", default=True,
+                      help="two's-complement operands (default)")
+    sign.add_argument("--unsigned", dest="signed", action="store_false",
+                      help="unsigned operands")
+    p.add_argument("--dataflow", metavar="ws|os",
+                   help="ws: weight-stationary (TPU-like, default); os: output-stationary")
+    p.add_argument("--acc-width", type=int, metavar="A",
+                   help=f"accumulator width, 2N..{MAX_ACC_WIDTH} (default: 32)")
+    p.add_argument("--overflow", metavar="wrap|saturate",
+                   help="accumulator overflow rule (default: wrap)")
+    p.add_argument("--pipeline", action="store_true", default=None,
+                   help="register each product before its adder (+1 cycle latency)")
+    p.add_argument("--name", metavar="TOP", help="top module name (default: see below)")
+    p.add_argument("-o", "--out", default=DEFAULT_OUT, metavar="DIR",
+                   help=f"output directory, created if needed (default: {DEFAULT_OUT}/)")
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed on one line
+        return exc.code if isinstance(exc.code, int) else 2
+    prog = parser.prog
+    array_only = {"--cols": args.cols, "--mult-per": args.mult_per, "--dataflow": args.dataflow,
+                  "--acc-width": args.acc_width, "--overflow": args.overflow,
+                  "--pipeline": args.pipeline}
+    try:
+        if args.rows is None:
+            given = [opt for opt, v in array_only.items() if v is not None]
+            if given:
+                raise GenError(f"{', '.join(given)}: array options, but no --rows given")
+            result = generate(mult=args.mult, width=args.width, signed=args.signed,
+                              name=args.name)
+        else:
+            result = generate(rows=args.rows, cols=args.cols, mult=args.mult,
+                              mult_per=args.mult_per, width=args.width, signed=args.signed,
+                              dataflow=args.dataflow or "ws",
+                              acc_width=32 if args.acc_width is None else args.acc_width,
+                              overflow=args.overflow or "wrap", pipeline=bool(args.pipeline),
+                              name=args.name)
+        paths = write_atomically(Path(args.out), result.files)
+    except (GenError, MultiplierError, ValueError, TypeError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{prog}: error: cannot write to {args.out}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

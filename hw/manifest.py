@@ -1,0 +1,177 @@
+"""JSON manifests written beside generated Verilog, and atomic writing of output files.
+
+A manifest is what tests, the host driver and reports read instead of guessing: tool versions,
+the generator arguments, the top module, every port (name, direction, width, meaning and payload
+fields with bit offsets), latency/throughput in cycles, and each multiplier's description and
+error metrics (:func:`sim.metrics.characterize`). Its text depends only on the arguments (no
+paths, no timestamps), so regenerating gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from hw.mult import MultiplierSpec
+
+__all__ = ["FORMAT", "tool_info", "multiplier_entry", "metrics_for", "array_manifest",
+           "multiplier_manifest", "dumps", "write_atomically", "load_manifest"]
+
+FORMAT = "axmtoolkit-manifest/1"
+#: Operand widths up to this are characterised exhaustively; wider ones from seeded samples.
+EXHAUSTIVE_MAX_WIDTH = 10
+SAMPLED_PAIRS = 1 << 20
+
+
+def tool_info() -> dict:
+    import amaranth
+    try:
+        from importlib.metadata import version
+        own = version("axmtoolkit")
+    except Exception:  # not installed (running from a checkout)
+        own = "unknown"
+    return {"name": "axmtoolkit", "version": own, "amaranth": amaranth.__version__}
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def metrics_for(spec: MultiplierSpec) -> dict:
+    """Error metrics of ``spec`` (uniform operands): exhaustive up to 10-bit operands, else
+    ``2**20`` pairs sampled with seed 0. NaN/inf become ``null``."""
+    from sim.metrics import characterize  # lazily: hw must not need sim at import time
+
+    if spec.width <= EXHAUSTIVE_MAX_WIDTH:
+        m = characterize(spec)
+    else:
+        m = characterize(spec, sample=SAMPLED_PAIRS, seed=0)
+    return {k: _finite(v) for k, v in m.as_dict().items()}
+
+
+def multiplier_entry(spec: MultiplierSpec, **extra) -> dict:
+    return {"name": spec.name, "full_name": spec.full_name, "spec": spec.describe(),
+            "metrics": metrics_for(spec), **extra}
+
+
+def _common(kind: str, top: str, verilog_file: str, verilog_text: str, arguments: dict,
+            command: str) -> dict:
+    return {"format": FORMAT, "tool": tool_info(), "kind": kind, "command": command,
+            "arguments": arguments, "top": top, "verilog": verilog_file,
+            "verilog_sha256": hashlib.sha256(verilog_text.encode()).hexdigest(),
+            "clock": {"port": "clk", "edge": "rising"} if kind == "array" else None,
+            "reset": {"port": "rst", "type": "synchronous, active high"}
+            if kind == "array" else None}
+
+
+def array_manifest(array, *, top: str, verilog_file: str, verilog_text: str, arguments: dict,
+                   command: str, assignment: dict) -> dict:
+    """Manifest of a :class:`hw.systolic.SystolicArray`. ``assignment`` says which PEs use
+    which multiplier: ``{"per": "all"|"row"|"col", "names": [...]}``."""
+    manifest = _common("array", top, verilog_file, verilog_text, arguments, command)
+    streams = {}
+    for port in array.interface():
+        stem, sep, member = port["name"].partition("__")
+        if sep:
+            streams.setdefault(stem, {"direction": "input" if stem != "results" else "output"})
+            streams[stem][member] = port["name"]
+    per = assignment["per"]
+    entries = []
+    for spec in array.distinct_specs():
+        if per == "all":
+            where = "all PEs"
+        else:
+            idx = [i for i, name in enumerate(assignment["names"]) if name == spec.name]
+            where = f"{per}s {idx}"
+        entries.append(multiplier_entry(spec, used_by=where))
+    manifest.update({
+        "array": {"rows": array.rows, "cols": array.cols, "dataflow": array.dataflow,
+                  "operand_width": array.operand_width, "signed": array.signed,
+                  "acc_width": array.acc_width, "overflow": array.overflow,
+                  "pipeline": array.pipeline, "multipliers_per": per,
+                  "multiplier_names": assignment["names"],
+                  "product": "mult(a=activation/row operand, b=weight/column operand)",
+                  "golden_model": "sim.golden.ArrayModel"},
+        "ports": array.interface(),
+        "streams": streams,
+        "timing": array.timing(),
+        "multipliers": entries,
+    })
+    return manifest
+
+
+def multiplier_manifest(spec: MultiplierSpec, *, top: str, verilog_file: str,
+                        verilog_text: str, arguments: dict, command: str) -> dict:
+    """Manifest of a stand-alone combinational multiplier (``spec.circuit()``)."""
+    manifest = _common("multiplier", top, verilog_file, verilog_text, arguments, command)
+    kind = "two's-complement" if spec.signed else "unsigned"
+    n = spec.width
+    manifest.update({
+        "ports": [
+            {"name": "a", "direction": "input", "width": n,
+             "meaning": f"first operand ({kind}; the activation in arrays)"},
+            {"name": "b", "direction": "input", "width": n,
+             "meaning": f"second operand ({kind}; the weight in arrays)"},
+            {"name": "p", "direction": "output", "width": 2 * n,
+             "meaning": f"approximate product ({kind}), bit-exact with "
+                        f"hw.mult.parse({spec.name!r}).model(a, b)"},
+        ],
+        "timing": {"latency_cycles": 0, "latency": "combinational (no clock)",
+                   "throughput": {"products_per_cycle": 1}},
+        "multipliers": [multiplier_entry(spec)],
+    })
+    return manifest
+
+
+def dumps(manifest: dict) -> str:
+    return json.dumps(manifest, indent=2, allow_nan=False) + "\n"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomically(out_dir: Path, files: dict[str, str]) -> list[Path]:
+    """Write ``{file name: text}`` into ``out_dir`` (created if needed): every file goes to a
+    temporary name first and is renamed only after all were written, so a failure leaves no
+    partial outputs. Raises ``OSError``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temps, placed = [], []
+    try:
+        for name, text in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
+            temps.append((Path(tmp), out_dir / name))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600 files
+        for tmp, final in temps:
+            os.replace(tmp, final)
+            placed.append(final)
+    except BaseException:
+        for final in placed:  # all or nothing
+            final.unlink(missing_ok=True)
+        raise
+    finally:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+    return [final for _, final in temps]
+
+
+def load_manifest(path) -> dict:
+    """Read a manifest and check its format tag; raises ``ValueError`` on anything else."""
+    try:
+        manifest = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read manifest {path}: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an {FORMAT} manifest")
+    return manifest

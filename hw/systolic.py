@@ -1,0 +1,707 @@
+"""Systolic GEMM arrays of MAC processing elements, weight-stationary or output-stationary.
+
+The array has ``rows x cols`` PEs (1..64 each). PE ``(r, c)`` owns a multiplier spec
+``grid[r][c]`` (one spec everywhere, one per row or one per column); all specs share the operand
+width ``N`` and signedness. Accumulators are ``A``-bit two's complement with the overflow rule of
+:mod:`hw.mac`. Every product is ``mult(a=activation/row operand, b=weight/column operand)``. What
+the array computes is exactly :class:`sim.golden.ArrayModel` (``.tile``/``tiled_gemm``).
+
+Streams and lanes
+-----------------
+All edges are :mod:`amaranth.lib.stream` interfaces (``payload``/``valid``/``ready``; a transfer
+happens on a clock edge where both ``valid`` and ``ready`` are high). A multi-lane field packs lane
+``i`` at bits ``[i*W, (i+1)*W)`` (two's-complement bits for signed values). Result lanes are
+``A``-bit signed accumulators.
+
+Weight-stationary (``ws``, TPU-like)
+------------------------------------
+``weights`` (In): payload ``{data: cols x N, last: 1}``, one *row* of the weight tile per
+transfer. Rows go in order ``0, 1, .., K_t-1`` into a shadow register plane; ``last`` marks row
+``K_t-1`` (implied for row ``rows-1``). Rows ``>= K_t`` become inactive: they pass partial sums
+through untouched, so a tile with ``K_t < rows`` is exact even for multipliers with
+``mult(0, 0) != 0``. Columns ``>= N_t``: load anything and ignore those result lanes.
+
+``acts`` (In): payload ``{data: rows x N, first: 1}``, one activation row ``A[m, k0:k0+K_t]``
+per transfer (lanes ``>= K_t`` are ignored). ``first=1`` marks the first vector of a new tile: it
+waits until a complete shadow tile has been loaded, then swaps it in. The swap travels through
+the array with that vector's wavefront, so earlier vectors still use the old weights and the next
+tile's weights can be loaded while the current tile streams (double buffering).
+
+``results`` (Out): payload ``cols x A``, ``C[m, n0:n0+cols]`` for one activation vector, in the
+order the vectors were accepted. Activation lane ``r`` is delayed ``r`` cycles (input skew); PE
+``(r, c)`` multiplies it by its weight at cycle ``t+r+c`` and adds the partial sum from above; the
+sum leaves the bottom of column ``c`` and is delayed ``cols-1-c`` cycles (output deskew).
+
+* Latency: ``rows + cols - 1 (+1 with pipeline)`` cycles from an ``acts`` transfer to the
+  transfer of its result vector (``results.ready`` high).
+* Throughput: one activation vector per cycle in steady state, including across tiles when the
+  next tile's weights (``K_t`` transfers) were loaded in time: weight transfers are accepted from
+  ``rows + cols - 2`` cycles after the previous ``first`` vector entered (when the old shadow
+  plane has been swapped in everywhere) until the next ``first`` vector is accepted.
+* After reset every PE is inactive (results are 0) until a tile has been loaded and a ``first``
+  vector accepted.
+
+Output-stationary (``os``)
+--------------------------
+``operands`` (In): payload ``{a: rows x N, b: cols x N, last: 1}``, one reduction step ``k``:
+``a`` lane ``r`` = ``A[m0+r, k]``, ``b`` lane ``c`` = ``B[k, n0+c]``. PE ``(r, c)`` accumulates
+``mult(a_r, b_c)`` over the steps of a tile; ``last=1`` marks the tile's final step (any ``K``;
+the next transfer starts a new tile from 0). ``a`` lane ``r`` is delayed ``r`` cycles and flows
+right, ``b`` lane ``c`` is delayed ``c`` cycles and flows down.
+
+``results`` (Out): payload ``cols x A``; after each tile the array sends ``rows`` result
+vectors, ``C[m0+r, n0:n0+cols]`` for ``r = 0 .. rows-1``. At ``last`` each PE copies its sum into
+a result register; the plane of result registers is then loaded into a drain chain per column
+that shifts toward row 0 while the next tile already accumulates.
+
+* Latency: ``rows + cols (+1 with pipeline)`` cycles from the transfer of a ``last`` step to the
+  transfer of result row 0; rows 1.. follow on consecutive cycles.
+* Throughput: one step per cycle; a tile occupies ``max(K, rows)`` cycles (a ``last`` step is
+  held back until ``rows`` cycles after the previous one, the time to drain ``rows`` results).
+
+Back-pressure (both dataflows): global stall. Everything that moves through the array (skew and
+deskew registers, PE registers, valid/control delay lines, drain chains) advances together on
+``advance = ~results.valid | results.ready``, i.e. whenever the output register is empty or is
+being read. Input ``ready`` is ``advance`` (qualified by the ``first``/``last`` rules above), so
+``ready`` depends combinationally on ``results.ready`` and on the input payload but never on the
+input ``valid``. A cycle without an input transfer sends a bubble that is tracked by the valid
+line (ws) or ignored by every PE (os), so gaps and stalls cannot lose, duplicate or mix data.
+``rst`` (synchronous) empties the array and forgets loaded weights.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+
+from amaranth.hdl import (Cat, ClockSignal, EnableInserter, Instance, Module, Mux, ResetSignal,
+                          Signal, signed, unsigned)
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.mac import MultiplyAdd, check_mac_params, quiet_on_error
+from hw.mult import MultiplierSpec
+
+__all__ = ["DATAFLOWS", "MAX_DIM", "WSProcessingElement", "OSProcessingElement", "WSRow",
+           "OSRow", "SystolicArray", "emit_array_verilog"]
+
+DATAFLOWS = ("ws", "os")
+MAX_DIM = 64
+
+
+def _lane(bits, index: int, width: int, shape):
+    value = bits[index * width:(index + 1) * width]
+    return value.as_signed() if shape.signed else value
+
+
+def _delay(m: Module, value, cycles: int, name: str, *, reset_less: bool = True) -> list:
+    """``[value, value delayed 1 cycle, .., delayed `cycles`]`` in domain ``sync`` of ``m``."""
+    taps = [value]
+    for i in range(cycles):
+        reg = Signal.like(value, name=f"{name}_d{i + 1}", reset_less=reset_less)
+        m.d.sync += reg.eq(taps[-1])
+        taps.append(reg)
+    return taps
+
+
+class WSProcessingElement(wiring.Component):
+    """Weight-stationary PE: holds one weight (plus a shadow copy for the next tile), multiplies
+    the passing activation by it and adds the partial sum from above.
+
+    Members
+    -------
+    ce : In(1)           clock enable of the compute registers (the array's ``advance``)
+    act_in : In(N)       activation from the left (or from the input skew)
+    psum_in : In(signed(A))  partial sum from above (0 for row 0)
+    swap : In(1)         from this step on use the shadow weight and shadow active bit
+    wr : In(1)           write ``wr_weight``/``wr_active`` into the shadow registers (not gated
+                         by ``ce``: weights load while the array is stalled)
+    wr_weight : In(N), wr_active : In(1)
+    act_out : Out(N)     ``act_in`` registered (to the right neighbour)
+    psum_out : Out(signed(A))  registered ``reduce_A(psum_in + mult(act_in, w))`` if the PE is
+        active, else ``psum_in`` (inactive rows pass partial sums through)
+
+    Latency 1 (2 with ``pipeline``: the product is registered, so ``psum_in`` must arrive one
+    cycle after ``act_in``, which the array's timing guarantees). After reset: inactive.
+    """
+
+    def __init__(self, spec: MultiplierSpec, *, acc_width: int = 32, overflow: str = "wrap",
+                 pipeline: bool = False):
+        self._mac = MultiplyAdd(spec, acc_width=acc_width, overflow=overflow, pipeline=pipeline)
+        super().__init__(self.signature_for(spec, self._mac.acc_width))
+
+    @staticmethod
+    def signature_for(spec: MultiplierSpec, acc_width: int) -> wiring.Signature:
+        op, acc = spec.operand_shape, signed(acc_width)
+        return wiring.Signature({"ce": In(1), "act_in": In(op), "psum_in": In(acc),
+                                 "swap": In(1), "wr": In(1), "wr_weight": In(op),
+                                 "wr_active": In(1), "act_out": Out(op), "psum_out": Out(acc)})
+
+    def elaborate(self, platform):
+        m = Module()
+        mac = self._mac
+        m.submodules.mac = EnableInserter(self.ce)(mac)  # the product register, if any
+        shadow_w = Signal.like(self.wr_weight, reset_less=True)
+        shadow_active = Signal()
+        with m.If(self.wr):
+            m.d.sync += [shadow_w.eq(self.wr_weight), shadow_active.eq(self.wr_active)]
+        weight = Signal.like(self.wr_weight, reset_less=True)
+        active = Signal()
+        w_use = Mux(self.swap, shadow_w, weight)
+        active_use = Mux(self.swap, shadow_active, active)
+        act = Signal.like(self.act_out, reset_less=True)     # data registers need no reset
+        psum = Signal.like(self.psum_out, reset_less=True)
+        m.d.comb += [mac.a.eq(self.act_in), mac.b.eq(w_use), mac.acc_in.eq(self.psum_in),
+                     self.act_out.eq(act), self.psum_out.eq(psum)]
+        with m.If(self.ce):
+            m.d.sync += [weight.eq(w_use), active.eq(active_use), act.eq(self.act_in)]
+            if mac.pipeline:
+                active_add = Signal()
+                m.d.sync += active_add.eq(active_use)
+            else:
+                active_add = active_use
+            m.d.sync += psum.eq(Mux(active_add, mac.acc_out, self.psum_in))
+        return m
+
+
+class OSProcessingElement(wiring.Component):
+    """Output-stationary PE: accumulates ``mult(a, b)`` of the operands passing through and
+    holds one stage of its column's drain chain.
+
+    Members
+    -------
+    ce : In(1)                   clock enable (the array's ``advance``); gates every register
+    a_in : In(N), b_in : In(N)   row operand from the left, column operand from above
+    valid : In(1)                this step carries data (else the accumulator is left alone)
+    last : In(1)                 final step of the tile: the sum ``reduce_A(acc + mult(a, b))``
+                                 goes to the result register and the accumulator restarts at 0
+    a_out : Out(N), b_out : Out(N)  operands registered (to the right / below)
+    load : In(1)                 drain stage takes the result register (else ``drain_in``)
+    drain_in : In(signed(A)), drain_valid_in : In(1)  stage below (0 for the bottom row)
+    drain_out : Out(signed(A)), drain_valid_out : Out(1)  this stage (to the row above)
+
+    Latency 1 (2 with ``pipeline``; ``valid``/``last`` are delayed with the product).
+    """
+
+    def __init__(self, spec: MultiplierSpec, *, acc_width: int = 32, overflow: str = "wrap",
+                 pipeline: bool = False):
+        self._mac = MultiplyAdd(spec, acc_width=acc_width, overflow=overflow, pipeline=pipeline)
+        super().__init__(self.signature_for(spec, self._mac.acc_width))
+
+    @staticmethod
+    def signature_for(spec: MultiplierSpec, acc_width: int) -> wiring.Signature:
+        op, acc = spec.operand_shape, signed(acc_width)
+        return wiring.Signature({"ce": In(1), "a_in": In(op), "b_in": In(op), "valid": In(1),
+                                 "last": In(1), "a_out": Out(op), "b_out": Out(op),
+                                 "load": In(1), "drain_in": In(acc), "drain_valid_in": In(1),
+                                 "drain_out": Out(acc), "drain_valid_out": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        mac = self._mac
+        m.submodules.mac = EnableInserter(self.ce)(mac)  # the product register, if any
+        acc = Signal.like(self.drain_out)
+        result = Signal.like(self.drain_out, reset_less=True)
+        a = Signal.like(self.a_out, reset_less=True)          # data registers need no reset
+        b = Signal.like(self.b_out, reset_less=True)
+        drain = Signal.like(self.drain_out, reset_less=True)
+        m.d.comb += [mac.a.eq(self.a_in), mac.b.eq(self.b_in), mac.acc_in.eq(acc),
+                     self.a_out.eq(a), self.b_out.eq(b), self.drain_out.eq(drain)]
+        with m.If(self.ce):
+            valid, last = self.valid, self.last
+            if mac.pipeline:
+                valid, last = Signal(), Signal()
+                m.d.sync += [valid.eq(self.valid), last.eq(self.last)]
+            m.d.sync += [a.eq(self.a_in), b.eq(self.b_in)]
+            with m.If(valid):
+                with m.If(last):
+                    m.d.sync += [result.eq(mac.acc_out), acc.eq(0)]
+                with m.Else():
+                    m.d.sync += acc.eq(mac.acc_out)
+            with m.If(self.load):
+                m.d.sync += [drain.eq(result), self.drain_valid_out.eq(1)]
+            with m.Else():
+                m.d.sync += [drain.eq(self.drain_in),
+                             self.drain_valid_out.eq(self.drain_valid_in)]
+        return m
+
+
+
+def _check_specs(specs) -> tuple:
+    specs = tuple(specs)
+    if not specs:
+        raise ValueError("a row needs at least one multiplier")
+    for spec in specs:
+        if not isinstance(spec, MultiplierSpec):
+            raise TypeError(f"expected a MultiplierSpec, got {spec!r}")
+        if (spec.width, spec.signed) != (specs[0].width, specs[0].signed):
+            raise ValueError("all multipliers of an array must share width and signedness")
+    return specs
+
+
+def _instance(m: Module, name: str, sig: wiring.Signature, module: str):
+    """Add an ``Instance`` of Verilog module ``module`` whose ports are ``sig``'s members (plus
+    ``clk``/``rst``); return an interface object holding the connected signals."""
+    iface = sig.create(path=(name,))
+    ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+    for path, member, value in sig.flatten(iface):
+        ports[("i_" if member.flow == In else "o_") + "__".join(map(str, path))] = value
+    m.submodules[name] = Instance(module, **ports)
+    return iface
+
+
+class _Row(wiring.Component):
+    """Common part of :class:`WSRow` and :class:`OSRow`: ``len(specs)`` PEs side by side."""
+
+    _pe_class: type
+
+    @quiet_on_error
+    def __init__(self, specs, *, acc_width: int = 32, overflow: str = "wrap",
+                 pipeline: bool = False, pe_modules: dict | None = None):
+        self._specs = _check_specs(specs)
+        self._acc_width = check_mac_params(self._specs[0], acc_width, overflow)
+        self._overflow = overflow
+        self._pipeline = bool(pipeline)
+        self._pe_modules = pe_modules
+        super().__init__(self.signature_for(self._specs[0], len(self._specs), self._acc_width))
+
+    def _pes(self, m: Module) -> list:
+        pes = []
+        for c, spec in enumerate(self._specs):
+            if self._pe_modules is None:
+                pe = self._pe_class(spec, acc_width=self._acc_width, overflow=self._overflow,
+                                    pipeline=self._pipeline)
+                m.submodules[f"pe_{c}"] = pe
+            else:
+                pe = _instance(m, f"pe_{c}", self._pe_class.signature_for(spec, self._acc_width),
+                               self._pe_modules[spec])
+            m.d.comb += pe.ce.eq(self.ce)
+            pes.append(pe)
+        return pes
+
+
+class WSRow(_Row):
+    """One row of :class:`WSProcessingElement` (PE ``c`` uses ``specs[c]``); activations enter
+    at the left and move one PE per cycle to the right.
+
+    Members (``C = len(specs)``; ``X[c]`` belongs to PE ``c``, a separate Verilog port
+    ``X__c``): ``ce`` In(1); ``act_in`` In(N); ``psum_in[c]``/``psum_out[c]`` In/Out(signed(A));
+    ``swap[c]`` In(1); ``wr``, ``wr_active`` In(1) and ``wr_weight[c]`` In(N) write the row's
+    shadow weights.
+    """
+
+    _pe_class = WSProcessingElement
+
+    @staticmethod
+    def signature_for(spec: MultiplierSpec, cols: int, acc_width: int) -> wiring.Signature:
+        op, acc = spec.operand_shape, signed(acc_width)
+        return wiring.Signature({
+            "ce": In(1), "act_in": In(op), "psum_in": In(acc).array(cols),
+            "swap": In(1).array(cols), "wr": In(1), "wr_active": In(1),
+            "wr_weight": In(op).array(cols), "psum_out": Out(acc).array(cols)})
+
+    def elaborate(self, platform):
+        m = Module()
+        pes = self._pes(m)
+        for c, pe in enumerate(pes):
+            m.d.comb += [pe.act_in.eq(self.act_in if c == 0 else pes[c - 1].act_out),
+                         pe.psum_in.eq(self.psum_in[c]), self.psum_out[c].eq(pe.psum_out),
+                         pe.swap.eq(self.swap[c]), pe.wr.eq(self.wr),
+                         pe.wr_active.eq(self.wr_active), pe.wr_weight.eq(self.wr_weight[c])]
+        return m
+
+
+class OSRow(_Row):
+    """One row of :class:`OSProcessingElement`; row operands enter at the left and move right,
+    column operands pass down through the row.
+
+    Members (``C = len(specs)``; ``X[c]`` belongs to PE ``c``, a separate Verilog port
+    ``X__c``): ``ce`` In(1); ``a_in`` In(N); ``b_in[c]``/``b_out[c]`` In/Out(N); ``valid[c]``,
+    ``last[c]``, ``load[c]`` In(1); ``drain_in[c]``/``drain_out[c]`` In/Out(signed(A)) and
+    ``drain_valid_in[c]``/``drain_valid_out[c]`` In/Out(1): the row's stage of every column's
+    drain chain.
+    """
+
+    _pe_class = OSProcessingElement
+
+    @staticmethod
+    def signature_for(spec: MultiplierSpec, cols: int, acc_width: int) -> wiring.Signature:
+        op, acc = spec.operand_shape, signed(acc_width)
+        return wiring.Signature({
+            "ce": In(1), "a_in": In(op), "b_in": In(op).array(cols),
+            "b_out": Out(op).array(cols), "valid": In(1).array(cols),
+            "last": In(1).array(cols), "load": In(1).array(cols),
+            "drain_in": In(acc).array(cols), "drain_valid_in": In(1).array(cols),
+            "drain_out": Out(acc).array(cols), "drain_valid_out": Out(1).array(cols)})
+
+    def elaborate(self, platform):
+        m = Module()
+        pes = self._pes(m)
+        for c, pe in enumerate(pes):
+            m.d.comb += [pe.a_in.eq(self.a_in if c == 0 else pes[c - 1].a_out),
+                         pe.b_in.eq(self.b_in[c]), self.b_out[c].eq(pe.b_out),
+                         pe.valid.eq(self.valid[c]), pe.last.eq(self.last[c]),
+                         pe.load.eq(self.load[c]), pe.drain_in.eq(self.drain_in[c]),
+                         pe.drain_valid_in.eq(self.drain_valid_in[c]),
+                         self.drain_out[c].eq(pe.drain_out),
+                         self.drain_valid_out[c].eq(pe.drain_valid_out)]
+        return m
+
+
+class SystolicArray(wiring.Component):
+    """``rows x cols`` systolic GEMM array; see the module docstring for protocol and timing.
+
+    Parameters
+    ----------
+    rows, cols : int
+        1..64 each.
+    mult : MultiplierSpec or rows x cols nested sequence of MultiplierSpec
+        One multiplier for every PE, or ``mult[r][c]`` for PE ``(r, c)`` (same width and
+        signedness everywhere).
+    dataflow : ``"ws"`` or ``"os"``
+    acc_width : int
+        Accumulator width ``A``, ``2N .. 62`` (default 32).
+    overflow : ``"wrap"`` or ``"saturate"``
+    pipeline : bool
+        Register every product before its adder (one more cycle of latency).
+
+    Members (``ws``): ``weights`` In(stream), ``acts`` In(stream), ``results`` Out(stream).
+    Members (``os``): ``operands`` In(stream), ``results`` Out(stream).
+    Structure: ``rows`` :class:`WSRow`/:class:`OSRow` submodules plus the skew, deskew and
+    control logic in the top.
+    """
+
+    @quiet_on_error
+    def __init__(self, rows: int, cols: int, mult, *, dataflow: str = "ws",
+                 acc_width: int = 32, overflow: str = "wrap", pipeline: bool = False):
+        self._rows = self._check_dim("rows", rows)
+        self._cols = self._check_dim("cols", cols)
+        if dataflow not in DATAFLOWS:
+            raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, not {dataflow!r}")
+        self._grid = self._make_grid(mult)
+        first = self._grid[0][0]
+        self._acc_width = check_mac_params(first, acc_width, overflow)
+        self._dataflow = dataflow
+        self._overflow = overflow
+        self._pipeline = bool(pipeline)
+        self._row_modules = None  # row specs -> Verilog module name, see emit_array_verilog
+        n, a = first.width, self._acc_width
+        result = stream.Signature(unsigned(self._cols * a))
+        if dataflow == "ws":
+            self._layouts = {
+                "weights": data.StructLayout({"data": self._cols * n, "last": 1}),
+                "acts": data.StructLayout({"data": self._rows * n, "first": 1})}
+        else:
+            self._layouts = {"operands": data.StructLayout(
+                {"a": self._rows * n, "b": self._cols * n, "last": 1})}
+        members = {port: In(stream.Signature(layout)) for port, layout in self._layouts.items()}
+        members["results"] = Out(result)
+        super().__init__(members)
+
+    @staticmethod
+    def _check_dim(label, value) -> int:
+        try:
+            value = operator.index(value)
+        except TypeError:
+            raise TypeError(f"{label} must be an integer, not {value!r}") from None
+        if not 1 <= value <= MAX_DIM:
+            raise ValueError(f"{label} must be in 1..{MAX_DIM}, not {value}")
+        return value
+
+    def _make_grid(self, mult) -> tuple:
+        if isinstance(mult, MultiplierSpec):
+            return tuple(tuple(mult for _ in range(self._cols)) for _ in range(self._rows))
+        if not isinstance(mult, Sequence) or len(mult) != self._rows or any(
+                not isinstance(row, Sequence) or len(row) != self._cols for row in mult):
+            raise ValueError(f"multiplier grid must be a MultiplierSpec or {self._rows} x "
+                             f"{self._cols} nested sequences of them")
+        grid = tuple(_check_specs(row) for row in mult)
+        _check_specs(row[0] for row in grid)
+        return grid
+
+    @classmethod
+    def from_model(cls, model, *, pipeline: bool = False) -> "SystolicArray":
+        """The array that computes what a :class:`sim.golden.ArrayModel` describes."""
+        return cls(model.rows, model.cols, model.grid, dataflow=model.dataflow,
+                   acc_width=model.acc_width, overflow=model.overflow, pipeline=pipeline)
+
+    # -- parameters ---------------------------------------------------------------------------
+    rows = property(lambda self: self._rows)
+    cols = property(lambda self: self._cols)
+    grid = property(lambda self: self._grid)
+    dataflow = property(lambda self: self._dataflow)
+    acc_width = property(lambda self: self._acc_width)
+    overflow = property(lambda self: self._overflow)
+    pipeline = property(lambda self: self._pipeline)
+    operand_width = property(lambda self: self._grid[0][0].width)
+    signed = property(lambda self: self._grid[0][0].signed)
+
+    @property
+    def latency(self) -> int:
+        """ws: cycles from an ``acts`` transfer to its result transfer. os: cycles from a
+        ``last`` step transfer to the transfer of result row 0. (``results.ready`` high.)"""
+        extra = 1 if self._pipeline else 0
+        if self._dataflow == "ws":
+            return self._rows + self._cols - 1 + extra
+        return self._rows + self._cols + extra
+
+    def payload_layouts(self) -> dict:
+        """Input payload layouts by port name (``StructLayout``)."""
+        return dict(self._layouts)
+
+    def distinct_specs(self) -> list:
+        """The multipliers in use, in row-major order of first appearance."""
+        seen = []
+        for row in self._grid:
+            for spec in row:
+                if spec not in seen:
+                    seen.append(spec)
+        return seen
+
+    def timing(self) -> dict:
+        """Latency and throughput in cycles (for manifests; see the module docstring)."""
+        r, c = self._rows, self._cols
+        if self._dataflow == "ws":
+            return {
+                "latency_cycles": self.latency,
+                "latency": "cycles from an acts transfer to the transfer of its result vector "
+                           "(results.ready held high); rows + cols - 1 (+1 with --pipeline)",
+                "throughput": {"acts_per_cycle": 1, "results_per_cycle": 1},
+                "throughput_note": "one activation vector per cycle in steady state, also "
+                                   "across tiles when the next tile's K_t weight rows have been "
+                                   "loaded before its first vector",
+                "weight_load_cycles": "K_t weight transfers per tile, accepted from "
+                                      f"{r + c - 2} cycles after the previous tile's first "
+                                      "vector entered (double-buffered shadow weights)",
+                "weight_load_window_cycles": r + c - 2,
+            }
+        return {
+            "latency_cycles": self.latency,
+            "latency": "cycles from the transfer of a tile's last step to the transfer of its "
+                       "result row 0 (results.ready held high); rows + cols (+1 with "
+                       "--pipeline); rows 1.. follow on consecutive cycles",
+            "throughput": {"steps_per_cycle": 1, "results_per_tile": r},
+            "throughput_note": f"a tile of K steps occupies max(K, {r}) cycles: a last step "
+                               f"is accepted {r} cycles after the previous one at the earliest",
+            "min_cycles_per_tile": r,
+        }
+
+    def interface(self) -> list[dict]:
+        """Every top-level port: Verilog name, direction, width, meaning, payload fields."""
+        n, a, r, c = self.operand_width, self._acc_width, self._rows, self._cols
+        kind = "signed" if self.signed else "unsigned"
+        ports = [
+            {"name": "clk", "direction": "input", "width": 1,
+             "meaning": "clock; all state changes on its rising edge"},
+            {"name": "rst", "direction": "input", "width": 1,
+             "meaning": "synchronous reset, active high: empties the array, drops data in "
+                        "flight" + (" and forgets loaded weights" if self._dataflow == "ws"
+                                    else "")},
+        ]
+        meanings = {
+            "weights": ("one row of the weight tile per transfer: rows 0..K_t-1 in order, "
+                        "last=1 on row K_t-1 (rows below it become pass-through)",
+                        {"data": (c, n, f"weight lanes, lane c = B[k0+row, n0+c] ({kind})"),
+                         "last": (1, 1, "this is the tile's last weight row")}),
+            "acts": ("one activation vector per transfer (A[m, k0:k0+K_t]); lanes >= K_t are "
+                     "ignored",
+                     {"data": (r, n, f"activation lanes, lane r = A[m, k0+r] ({kind})"),
+                      "first": (1, 1, "first vector of a new tile: waits for a complete "
+                                      "weight tile, then switches to it")}),
+            "operands": ("one reduction step k per transfer",
+                         {"a": (r, n, f"row operands, lane r = A[m0+r, k] ({kind})"),
+                          "b": (c, n, f"column operands, lane c = B[k, n0+c] ({kind})"),
+                          "last": (1, 1, "last step of the tile (k = K-1)")}),
+        }
+        result_meaning = ("one result vector per activation vector, in order"
+                          if self._dataflow == "ws" else
+                          f"{r} result vectors per tile: row r = C[m0+r, n0:n0+{c}]")
+        for port, layout in self._layouts.items():
+            text, fields = meanings[port]
+            entries = []
+            for fname, field in layout:
+                lanes, width, meaning = fields[fname]
+                entry = {"name": fname, "offset": field.offset, "width": field.width,
+                         "meaning": meaning}
+                if fname in ("data", "a", "b"):
+                    entry.update(lanes=lanes, lane_width=width, signed=self.signed)
+                entries.append(entry)
+            ports += [
+                {"name": f"{port}__payload", "direction": "input",
+                 "width": data.Layout.cast(layout).size, "meaning": text, "fields": entries},
+                {"name": f"{port}__valid", "direction": "input", "width": 1,
+                 "meaning": f"{port} payload is valid (hold it until ready)"},
+                {"name": f"{port}__ready", "direction": "output", "width": 1,
+                 "meaning": f"{port} transfer happens on this clock edge if valid is high "
+                            "(depends combinationally on results__ready and the payload's "
+                            "flags, never on valid)"},
+            ]
+        ports += [
+            {"name": "results__payload", "direction": "output", "width": c * a,
+             "meaning": result_meaning,
+             "fields": [{"name": "data", "offset": 0, "width": c * a, "lanes": c,
+                         "lane_width": a, "signed": True,
+                         "meaning": f"{a}-bit two's-complement accumulators, lane c = column "
+                                    "c"}]},
+            {"name": "results__valid", "direction": "output", "width": 1,
+             "meaning": "a result vector is available (registered)"},
+            {"name": "results__ready", "direction": "input", "width": 1,
+             "meaning": "consumer accepts the result vector; low stalls the whole array"},
+        ]
+        return ports
+
+    def row_component(self, specs, *, pe_modules: dict | None = None) -> _Row:
+        """A fresh row of this array's kind for the multipliers ``specs``."""
+        cls = WSRow if self._dataflow == "ws" else OSRow
+        return cls(specs, acc_width=self._acc_width, overflow=self._overflow,
+                   pipeline=self._pipeline, pe_modules=pe_modules)
+
+    def pe_component(self, spec: MultiplierSpec) -> wiring.Component:
+        """A fresh PE of this array's kind for ``spec``."""
+        cls = WSProcessingElement if self._dataflow == "ws" else OSProcessingElement
+        return cls(spec, acc_width=self._acc_width, overflow=self._overflow,
+                   pipeline=self._pipeline)
+
+    # -- elaboration --------------------------------------------------------------------------
+    def _row(self, m: Module, r: int, advance):
+        specs = self._grid[r]
+        if self._row_modules is None:
+            row = self.row_component(specs)
+            m.submodules[f"row_{r}"] = row
+        else:
+            cls = WSRow if self._dataflow == "ws" else OSRow
+            row = _instance(m, f"row_{r}", cls.signature_for(specs[0], self._cols,
+                                                             self._acc_width),
+                            self._row_modules[specs])
+        m.d.comb += row.ce.eq(advance)
+        return row
+
+    def elaborate(self, platform):
+        m = Module()
+        advance = Signal()
+        m.d.comb += advance.eq(~self.results.valid | self.results.ready)
+        rows = [self._row(m, r, advance) for r in range(self._rows)]
+        pipe = Module()  # skew, deskew and control delay lines: they move on `advance`
+        m.submodules.pipe = EnableInserter(advance)(pipe)
+        if self._dataflow == "ws":
+            self._elaborate_ws(m, pipe, rows, advance)
+        else:
+            self._elaborate_os(m, pipe, rows, advance)
+        return m
+
+    def _elaborate_ws(self, m, pipe, rows, advance):
+        n_rows, cols, n = self._rows, self._cols, self.operand_width
+        op_shape = self._grid[0][0].operand_shape
+
+        # Weight loading into the PEs' shadow registers, independent of `advance`: row
+        # `w_count` is written; `last` also deactivates every row below it.
+        w_count = Signal(range(n_rows), name="w_count")
+        w_full = Signal(name="w_full")    # a complete shadow tile waits for its `first` vector
+        busy = Signal(range(n_rows + cols), name="swap_busy")  # a swap is still travelling
+        w_take = Signal()
+        w_last = self.weights.payload.last
+        m.d.comb += [self.weights.ready.eq(~w_full & (busy == 0)),
+                     w_take.eq(self.weights.valid & self.weights.ready)]
+        with m.If(w_take):
+            with m.If(w_last | (w_count == n_rows - 1)):
+                m.d.sync += [w_full.eq(1), w_count.eq(0)]
+            with m.Else():
+                m.d.sync += w_count.eq(w_count + 1)
+        for r, row in enumerate(rows):
+            m.d.comb += [row.wr.eq(w_take & ((w_count == r) | ((w_count < r) & w_last))),
+                         row.wr_active.eq(w_count == r)]
+            m.d.comb += [row.wr_weight[c].eq(_lane(self.weights.payload.data, c, n, op_shape))
+                         for c in range(cols)]
+
+        # Activations; a `first` vector waits for a full shadow tile and starts the swap wave.
+        first = self.acts.payload.first
+        accepted = Signal()
+        swap0 = Signal()
+        m.d.comb += [self.acts.ready.eq(advance & (~first | w_full)),
+                     accepted.eq(self.acts.valid & self.acts.ready),
+                     swap0.eq(accepted & first)]
+        with m.If(swap0):
+            m.d.sync += [w_full.eq(0), busy.eq(n_rows + cols - 2)]
+        with m.Elif(advance & (busy != 0)):
+            m.d.sync += busy.eq(busy - 1)
+
+        # PE (r, c) sees vector t at step t + r + c: lane r is delayed r steps, the swap flag
+        # r + c steps; column c's sum leaves row rows-1 and is delayed cols-1-c more steps.
+        swap = _delay(pipe, swap0, n_rows + cols - 2, "swap", reset_less=False)
+        valid = _delay(pipe, accepted, self.latency, "valid", reset_less=False)
+        for r, row in enumerate(rows):
+            skew = _delay(pipe, _lane(self.acts.payload.data, r, n, op_shape), r, f"act{r}")
+            m.d.comb += row.act_in.eq(skew[-1])
+            for c in range(cols):
+                m.d.comb += [row.psum_in[c].eq(0 if r == 0 else rows[r - 1].psum_out[c]),
+                             row.swap[c].eq(swap[r + c])]
+        outs = [_delay(pipe, rows[-1].psum_out[c], cols - 1 - c, f"col{c}")[-1]
+                for c in range(cols)]
+        m.d.comb += [self.results.payload.eq(Cat(o.as_unsigned() for o in outs)),
+                     self.results.valid.eq(valid[-1])]
+
+    def _elaborate_os(self, m, pipe, rows, advance):
+        n_rows, cols, n = self._rows, self._cols, self.operand_width
+        op_shape = self._grid[0][0].operand_shape
+        extra = 1 if self._pipeline else 0
+        p = self.operands.payload
+
+        # A `last` step waits until `rows` cycles after the previous one (drain chain free).
+        hold = Signal(range(n_rows), name="hold")
+        accepted = Signal()
+        m.d.comb += [self.operands.ready.eq(advance & (~p.last | (hold == 0))),
+                     accepted.eq(self.operands.valid & self.operands.ready)]
+        with m.If(accepted & p.last):
+            m.d.sync += hold.eq(n_rows - 1)
+        with m.Elif(advance & (hold != 0)):
+            m.d.sync += hold.eq(hold - 1)
+
+        # PE (r, c) sees step t at t + r + c: a lane r delayed r, b lane c delayed c, valid and
+        # last r + c. Column c's results are complete rows + c (+1) steps after the `last` step
+        # entered: then they are loaded into the drain chain, which shifts toward row 0.
+        depth = n_rows + cols - 1 + extra
+        valid = _delay(pipe, accepted, depth, "valid", reset_less=False)
+        last = _delay(pipe, accepted & p.last, depth, "last", reset_less=False)
+        b_skew = [_delay(pipe, _lane(p.b, c, n, op_shape), c, f"b{c}")[-1] for c in range(cols)]
+        for r, row in enumerate(rows):
+            m.d.comb += row.a_in.eq(_delay(pipe, _lane(p.a, r, n, op_shape), r, f"a{r}")[-1])
+            for c in range(cols):
+                m.d.comb += [row.b_in[c].eq(b_skew[c] if r == 0 else rows[r - 1].b_out[c]),
+                             row.valid[c].eq(valid[r + c]), row.last[c].eq(last[r + c]),
+                             row.load[c].eq(last[n_rows + c + extra])]
+                if r + 1 < n_rows:
+                    m.d.comb += [row.drain_in[c].eq(rows[r + 1].drain_out[c]),
+                                 row.drain_valid_in[c].eq(rows[r + 1].drain_valid_out[c])]
+        # Row 0 of each drain chain leaves through the deskew (column c: cols-1-c steps).
+        outs = [_delay(pipe, rows[0].drain_out[c], cols - 1 - c, f"out{c}")[-1]
+                for c in range(cols)]
+        m.d.comb += [self.results.payload.eq(Cat(o.as_unsigned() for o in outs)),
+                     self.results.valid.eq(rows[0].drain_valid_out[cols - 1])]
+
+
+def emit_array_verilog(array: SystolicArray, name: str) -> str:
+    """Verilog text of ``array`` with top module ``name``; same arguments -> same bytes.
+
+    Amaranth emits one Verilog module per elaborated instance (megabytes for 32 x 32 PEs), so
+    here every distinct PE (one per multiplier spec) and every distinct row (one per sequence
+    of specs) is emitted once, as ``{name}_pe{i}`` / ``{name}_row{j}``, and instantiated by
+    name. The logic is the same as elaborating ``array`` directly.
+    """
+    from hw.verilog import emit_verilog_many
+
+    pe_modules, row_modules, designs = {}, {}, []
+    for specs in array.grid:
+        for spec in specs:
+            if spec not in pe_modules:
+                pe_modules[spec] = f"{name}_pe{len(pe_modules)}"
+                designs.append((array.pe_component(spec), pe_modules[spec]))
+    for specs in array.grid:
+        if specs not in row_modules:
+            row_modules[specs] = f"{name}_row{len(row_modules)}"
+            designs.append((array.row_component(specs, pe_modules=pe_modules),
+                            row_modules[specs]))
+    saved, array._row_modules = array._row_modules, row_modules
+    try:
+        return emit_verilog_many([(array, name)] + designs)
+    finally:
+        array._row_modules = saved

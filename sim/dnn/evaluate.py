@@ -1,0 +1,195 @@
+"""Accuracy and per-layer distortion of a network on the emulated accelerator, and the
+analytical predictor's view of the same layers.
+
+For every configuration (one multiplier for all layers, or a per-layer assignment):
+
+* **top-1 accuracy** of the full int8 inference with that multiplier, and its drop against
+  int8-exact (percentage points);
+* **measured distortion per GEMM layer**: ``||E||_F`` of the layer's accumulator error against
+  int8-exact when the layer gets the int8-exact network's inputs (``local``: the quantity the
+  predictor models), and ``||E||_F`` with the errors of earlier layers propagated
+  (``propagated``), both over the whole test set;
+* with ``predict``: ``E||E||_F^2 = M N (K s^2 + K^2 mu^2)`` per layer from uniform and from
+  histogram-weighted error moments (:mod:`sim.dnn.predictor`), the relative error of the predicted
+  norm against the measured one, and the total *relative* distortion (sum over layers of
+  ``E||E||^2 / ||Y||^2``), whose Spearman rank correlation with the accuracy drop is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hw.mult import MultiplierError, MultiplierSpec, parse
+from sim.emulate import emulate_gemm, emulate_tiled
+from sim.golden import ArrayModel
+
+from .data import Dataset
+from .errors import DnnError
+from .layers import Graph, run_float
+from .predictor import histogram, predict_gemm, spearman
+from .quant import QuantizedModel, resolve_assignment
+
+__all__ = ["Config", "parse_config", "evaluate", "DEFAULT_MULTS"]
+
+#: Default configurations of ``python -m sim.dnn`` (a spread from harmless to destructive).
+DEFAULT_MULTS = ("truncated4", "truncated6", "truncated6c", "truncated8", "truncated9c",
+                 "bam2_6", "bam2_8", "perforated1", "perforated2", "drum3", "drum4", "drum6",
+                 "mitchell", "kulkarni", "roba", "etm2", "etm3", "etm4")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A named multiplier assignment (see :func:`sim.dnn.quant.resolve_assignment`)."""
+
+    label: str
+    assign: object
+
+
+def parse_config(text: str) -> Config:
+    """``NAME`` (every layer) or ``LAYER=NAME,...[,*=NAME]`` (mixed; unlisted layers exact)."""
+    text = text.strip()
+    if "=" not in text:
+        parse(text)                                  # MultiplierError on unknown names
+        return Config(text, text)
+    assign = {}
+    for part in text.split(","):
+        layer, sep, name = part.partition("=")
+        if not sep or not layer.strip() or not name.strip():
+            raise DnnError(f"malformed assignment {part!r} in {text!r}; expected LAYER=MULT")
+        parse(name.strip())
+        assign[layer.strip()] = name.strip()
+    return Config(text, assign)
+
+
+def _target_spec(target):
+    if isinstance(target, MultiplierSpec):
+        return target
+    if isinstance(target, ArrayModel) and target.is_uniform:
+        return target.grid[0][0]
+    return None
+
+
+def _gemm(a, b, target, acc_width, overflow):
+    if isinstance(target, ArrayModel):
+        return emulate_tiled(a, b, target)
+    return emulate_gemm(a, b, target, acc_width=acc_width, overflow=overflow)
+
+
+def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
+             overflow: str = "wrap", predict: bool = False, batch: int = 2048,
+             progress: bool = False) -> dict:
+    """Run the experiment (module docstring); returns a JSON-ready dict."""
+    configs = [c if isinstance(c, Config) else parse_config(c) for c in configs]
+    try:
+        resolved = [(c, resolve_assignment(graph, c.assign)) for c in configs]
+    except MultiplierError as exc:
+        raise DnnError(str(exc)) from None
+    if data.image_shape != tuple(graph.input_shape) and int(np.prod(data.image_shape)) != int(
+            np.prod(graph.input_shape)):
+        raise DnnError(f"model {graph.name} expects inputs of shape {tuple(graph.input_shape)}, "
+                       f"dataset {data.name} has {data.image_shape}")
+    x_test = data.x_test.reshape((-1,) + tuple(graph.input_shape))
+    x_cal = data.x_calib.reshape((-1,) + tuple(graph.input_shape))
+    y_test = data.y_test
+    qm = QuantizedModel(graph, x_cal)
+    float_acc = float((run_float(graph, x_test).argmax(axis=1) == y_test).mean())
+    layers = [n.name for n in graph.gemm_nodes()]
+    exact = parse("exact")
+
+    rows = {l: 0 for l in layers}
+    kdim, ndim = {}, {}
+    signal = {l: 0.0 for l in layers}
+    hist_a = {l: None for l in layers}
+    hist_b = {}
+    correct_exact = 0
+    correct = [0] * len(configs)
+    local = [{l: 0.0 for l in layers} for _ in configs]
+    propagated = [{l: 0.0 for l in layers} for _ in configs]
+
+    starts = range(0, len(x_test), batch)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(starts) * (1 + len(configs)), desc=f"{graph.name}", unit="run",
+                   leave=False)
+    for s in starts:
+        xb, yb = x_test[s:s + batch], y_test[s:s + batch]
+        logits, rec = qm.run(xb, None, acc_width=acc_width, overflow=overflow, capture=True)
+        correct_exact += int((logits.argmax(axis=1) == yb).sum())
+        exact_y = {}
+        for l in layers:
+            a, b = rec[l]["a"], rec[l]["b"]
+            y = emulate_gemm(a, b, exact, acc_width=acc_width, overflow=overflow)
+            exact_y[l] = y
+            rows[l] += a.shape[0]
+            kdim[l], ndim[l] = b.shape
+            signal[l] += float((y.astype(np.float64) ** 2).sum())
+            counts = np.bincount((a + 128).ravel(), minlength=256)
+            hist_a[l] = counts if hist_a[l] is None else hist_a[l] + counts
+            hist_b[l] = b
+        if bar is not None:
+            bar.update()
+        for i, (cfg, targets) in enumerate(resolved):
+            lg, rc = qm.run(xb, cfg.assign, acc_width=acc_width, overflow=overflow,
+                            capture=True)
+            correct[i] += int((lg.argmax(axis=1) == yb).sum())
+            for l in layers:
+                err = _gemm(rec[l]["a"], rec[l]["b"], targets[l], acc_width, overflow) - exact_y[l]
+                local[i][l] += float((err.astype(np.float64) ** 2).sum())
+                perr = rc[l]["acc"] - rec[l]["acc"]
+                propagated[i][l] += float((perr.astype(np.float64) ** 2).sum())
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
+
+    n_test = len(x_test)
+    int8_acc = correct_exact / n_test
+    out = {
+        "model": graph.name, "dataset": data.name, "test_images": n_test,
+        "calibration_images": len(x_cal), "acc_width": acc_width, "overflow": overflow,
+        "float_accuracy": float_acc, "int8_accuracy": int8_acc,
+        "layers": [{"name": l, "M": rows[l], "K": kdim[l], "N": ndim[l],
+                    "signal_norm": math.sqrt(signal[l])} for l in layers],
+        "configs": [],
+    }
+    for i, (cfg, targets) in enumerate(resolved):
+        entry = {"label": cfg.label, "accuracy": correct[i] / n_test,
+                 "drop_pp": 100.0 * (int8_acc - correct[i] / n_test),
+                 "assignment": {l: (t.name if isinstance(t, MultiplierSpec) else repr(t))
+                                for l, t in targets.items()},
+                 "layers": {}}
+        total = {"uniform": 0.0, "weighted": 0.0, "measured": 0.0}
+        for l in layers:
+            meas = math.sqrt(local[i][l])
+            d = {"measured_norm": meas, "propagated_norm": math.sqrt(propagated[i][l]),
+                 "relative": local[i][l] / signal[l] if signal[l] else math.nan}
+            total["measured"] += d["relative"] if signal[l] else 0.0
+            spec = _target_spec(targets[l])
+            if predict and spec is not None:
+                ha = hist_a[l] / hist_a[l].sum()
+                hb = histogram(spec, hist_b[l])
+                for variant, kw in (("uniform", {}), ("weighted", {"dist_a": ha, "dist_b": hb})):
+                    p = predict_gemm(spec, rows[l], kdim[l], ndim[l], **kw)
+                    d[f"pred_{variant}"] = p.as_dict()
+                    d[f"rel_err_{variant}"] = (p.norm / meas - 1.0) if meas > 0 else (
+                        0.0 if p.norm == 0 else math.inf)
+                    if signal[l]:
+                        total[variant] += p.energy / signal[l]
+            entry["layers"][l] = d
+        entry["measured_total_relative"] = total["measured"]
+        if predict:
+            entry["pred_total_relative_uniform"] = total["uniform"]
+            entry["pred_total_relative_weighted"] = total["weighted"]
+        out["configs"].append(entry)
+    if predict:
+        drops = [c["drop_pp"] for c in out["configs"]]
+        out["spearman"] = {
+            v: spearman([c[f"pred_total_relative_{v}"] for c in out["configs"]], drops)
+            for v in ("weighted", "uniform")}
+        out["spearman"]["measured"] = spearman(
+            [c["measured_total_relative"] for c in out["configs"]], drops)
+    return out

