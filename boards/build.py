@@ -33,7 +33,7 @@ from sim.golden import ArrayModel
 from .top import DEFAULT_BAUD, DEFAULT_MAX_M, BoardTop
 
 __all__ = ["BOARDS", "YOWASP_TOOLS", "BuildError", "BuildResult", "build_bitstream",
-           "array_from_args", "main"]
+           "array_from_args", "expand_mult_list", "program", "main"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,13 +47,14 @@ class Board:
     programmer_env: str         # environment variable amaranth-boards reads for it
     max_dim: int                # --rows/--cols above this are rejected outright
     logic_cell: str             # nextpnr resource name of the logic cell
+    dsp_blocks: int             # multipliers the DSP blocks can hold (one product each)
 
 
 BOARDS = {
     "icebreaker": Board("amaranth_boards.icebreaker", "ICEBreakerPlatform", "ice40",
-                        "iCE40UP5K", "top.bin", "iceprog", "ICEPROG", 16, "ICESTORM_LC"),
+                        "iCE40UP5K", "top.bin", "iceprog", "ICEPROG", 16, "ICESTORM_LC", 8),
     "ulx3s": Board("amaranth_boards.ulx3s", "ULX3S_85F_Platform", "ecp5", "LFE5U-85F",
-                   "top.bit", "openFPGALoader", "OPENFPGALOADER", 32, "TRELLIS_COMB"),
+                   "top.bit", "openFPGALoader", "OPENFPGALOADER", 32, "TRELLIS_COMB", 156),
 }
 
 #: Tool variables amaranth's Lattice templates read, and their YoWASP defaults.
@@ -96,11 +97,25 @@ class BuildResult:
         return d
 
 
+def expand_mult_list(text: str) -> list[str]:
+    """``"exact*9,bam0_0*7"`` -> 9 x ``exact`` then 7 x ``bam0_0`` (one name per PE row)."""
+    names = []
+    for item in text.split(","):
+        name, star, count = item.strip().partition("*")
+        if star:
+            if not count.strip().isdigit() or int(count) < 1:
+                raise ValueError(f"bad repeat count in {item.strip()!r}; write NAME*K, K >= 1")
+            names += [name.strip()] * int(count)
+        else:
+            names.append(name)
+    return names
+
+
 def array_from_args(*, rows: int, cols: int, mult, width: int = 8, signed: bool = True,
                     acc_width: int = 32, overflow: str = "wrap") -> ArrayModel:
     """The ``ws`` :class:`ArrayModel` for the CLI's arguments. ``mult`` is one name, or
-    ``rows`` names (one per row, comma-separated in the CLI)."""
-    names = [mult] if isinstance(mult, str) else list(mult)
+    ``rows`` names (one per row; in the CLI comma-separated, ``NAME*K`` repeats a name)."""
+    names = expand_mult_list(mult) if isinstance(mult, str) else list(mult)
     if len(names) == 1:
         return ArrayModel.uniform(rows, cols, names[0], width=width, signed=signed,
                                   acc_width=acc_width, overflow=overflow)
@@ -149,9 +164,13 @@ def build_bitstream(board: str, array: ArrayModel, *, out_dir: Path, baud: int =
                     timing_allow_fail: bool = False) -> BuildResult:
     """Build the bitstream for ``board`` into ``out_dir`` (replaced only on success).
 
-    ``dsp``: map exact multipliers to DSP blocks. Default: off on the iCEBreaker (LUT-only, so
-    multipliers compare fairly), on for the ULX3S while the array has at most 156 PEs (the
-    LFE5U-85F's 18x18 multipliers), off above. Raises :class:`BuildError` (one line) on failure.
+    ``dsp``: let Yosys map ``*`` (the ``exact`` multiplier's circuit) to DSP blocks. Default:
+    off on the iCEBreaker (LUT-only, so multipliers compare fairly), on for the ULX3S while the
+    array has at most as many ``exact`` PEs as the LFE5U-85F has 18x18 multipliers (156), off
+    above (Yosys maps every ``*`` or none). For a 16x16 exact array on the ULX3S use a per-row
+    grid such as ``exact*9,bam0_0*7``: ``bam0_0`` (a broken-array multiplier that keeps every
+    partial product) is exact too but is built as a partial-product array, never as a DSP.
+    Raises :class:`BuildError` (one line) on failure.
     """
     if board not in BOARDS:
         raise BuildError(f"unknown board {board!r}; choose from {', '.join(BOARDS)}")
@@ -164,7 +183,8 @@ def build_bitstream(board: str, array: ArrayModel, *, out_dir: Path, baud: int =
         raise BuildError(str(exc)) from None
     env = _tool_env(info)
     if dsp is None:
-        dsp = info.family == "ecp5" and array.rows * array.cols <= 156
+        exact_pes = sum(spec.family == "exact" for row in array.grid for spec in row)
+        dsp = info.family == "ecp5" and exact_pes <= info.dsp_blocks
     overrides = {"nextpnr_opts": f"--report top.report.json --seed {int(seed)}"
                                  + (" --timing-allow-fail" if timing_allow_fail else "")}
     if info.family == "ice40":
@@ -251,8 +271,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  python -m boards.build --board icebreaker --rows 2 --cols 2 --mult exact\n"
                "  python -m boards.build --board icebreaker --rows 3 --cols 3 --mult truncated8\n"
-               "  python -m boards.build --board ulx3s --rows 16 --cols 16 --mult exact "
-               "--program\n"
+               "  python -m boards.build --board ulx3s --rows 16 --cols 16 "
+               "--mult 'exact*9,bam0_0*7' --program\n"
                "  python -m boards.build --board ulx3s --rows 4 --cols 4 "
                "--mult exact,drum4,drum4,exact\n"
                "tools: YOSYS, NEXTPNR_ICE40, ICEPACK, NEXTPNR_ECP5, ECPPACK default to the "
@@ -264,8 +284,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=2, help="PE rows (default 2)")
     p.add_argument("--cols", type=int, default=2, help="PE columns (default 2)")
     p.add_argument("--mult", default="exact",
-                   help="multiplier name, or one name per row separated by commas "
-                        "(default exact)")
+                   help="multiplier name, or one name per PE row separated by commas, NAME*K "
+                        "repeating a name (default exact)")
     p.add_argument("--width", type=int, default=8, help="operand width (default 8)")
     p.add_argument("--unsigned", action="store_true", help="unsigned operands")
     p.add_argument("--acc-width", type=int, default=32, help="accumulator width (default 32)")
@@ -306,16 +326,15 @@ def main(argv=None) -> int:
         print(f"{prog} --max-m and --baud must be positive", file=sys.stderr)
         return 2
     try:
-        names = [n.strip() for n in args.mult.split(",")]
-        array = array_from_args(rows=args.rows, cols=args.cols,
-                                mult=names[0] if len(names) == 1 else names, width=args.width,
+        array = array_from_args(rows=args.rows, cols=args.cols, mult=args.mult,
+                                width=args.width,
                                 signed=not args.unsigned, acc_width=args.acc_width,
                                 overflow=args.overflow)
     except (MultiplierError, ValueError, TypeError) as exc:
         print(f"{prog} {exc}", file=sys.stderr)
         return 2
     out = args.out or Path("build") / (f"{args.board}-{args.rows}x{args.cols}-"
-                                       + re.sub(r"[^\w.-]+", "_", args.mult))
+                                       + re.sub(r"[^\w.-]+", "_", args.mult)[:60])
     try:
         result = build_bitstream(args.board, array, out_dir=out, baud=args.baud,
                                  max_m=args.max_m, pipeline=args.pipeline, dsp=args.dsp,

@@ -29,10 +29,11 @@ class DeviceModel:
     """Protocol-level device: feed request bytes, get response bytes.
 
     ``array`` is the :class:`sim.golden.ArrayModel` (``ws`` dataflow) the device implements,
-    ``max_m`` the most activation rows one ``STREAM`` may carry.
+    ``max_m`` the most activation rows one ``STREAM`` may carry; ``identity_extra`` adds keys to
+    the ``IDENTIFY`` answer (the gateware reports ``pipeline`` and ``latency_cycles``).
     """
 
-    def __init__(self, array: ArrayModel, *, max_m: int = 16):
+    def __init__(self, array: ArrayModel, *, max_m: int = 16, identity_extra: dict | None = None):
         if array.dataflow != "ws":
             raise ValueError("the board protocol drives a weight-stationary (ws) array")
         if not 1 <= max_m <= 4096:
@@ -42,7 +43,8 @@ class DeviceModel:
         self.max_payload = max_payload_for(array.rows, array.cols, array.operand_width, max_m)
         self._bpo = operand_bytes(array.operand_width)
         self._rbytes = result_bytes(array.acc_width)
-        self._identity = identity(array, max_m=max_m, max_payload=self.max_payload)
+        self._identity = identity(array, max_m=max_m, max_payload=self.max_payload,
+                                  extra=identity_extra)
         self._rx = FrameDecoder(REQUEST_SYNC, self.max_payload)
         self.executed: list[Command] = []       # commands run, in order (for tests)
         self._clear()

@@ -99,6 +99,8 @@ def run_uart_e2e(simulator: str, workdir: Path, *, array: ArrayModel, divisor: i
         "host_timeout_s": max(2 * longest, 4 * device_timeout_s, 200 * bit_s),
         "drain_s": 2 * device_timeout_s, "retries": retries,
         "status_cases": status_cases(array, max_m),
+        # what the gateware adds to IDENTIFY; latency per the ws array's documented formula
+        "identity_extra": {"pipeline": False, "latency_cycles": array.rows + array.cols - 1},
         "gemms": [list(g) for g in gemms], "fault_gemms": [list(g) for g in fault_gemms],
         "fault_rate": fault_rate, "seed": seed,
     }

@@ -100,8 +100,9 @@ class AcceleratorTop(wiring.Component):
         m.submodules.uart_rx = rx = self._rx
         m.submodules.uart_tx = tx = self._tx
         m.submodules.engine = engine = self._engine
+        # the engine empties the array (and its shadow weights) on RESET and before each load
         array_rst = Signal()
-        m.submodules.array = core = ResetInserter(array_rst)(self._core)
+        m.submodules.array = ResetInserter(array_rst)(self._core)
         core = self._core
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx), array_rst.eq(engine.array_rst),
                      self.busy.eq(engine.busy), self.error.eq(engine.error)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import hw.mult as mult_lib
@@ -19,6 +19,7 @@ from hw.manifest import array_manifest, dumps, multiplier_manifest, write_atomic
 from hw.mult import MultiplierError, extra_verilog_sources, parse
 from hw.systolic import DATAFLOWS, MAX_DIM, SystolicArray, emit_array_verilog
 from hw.verilog import emit_verilog
+from tqdm import tqdm
 
 __all__ = ["GenError", "Generated", "parse_mult_list", "generate", "main"]
 
@@ -32,11 +33,18 @@ class GenError(ValueError):
 
 @dataclass(frozen=True)
 class Generated:
-    """Result of :func:`generate`: top module name, ``{file name: text}`` and the manifest."""
+    """Result of :func:`generate`: top module name, ``{file name: text}`` and the manifest.
+
+    ``design_verilog`` is the generated part of the Verilog file and ``extra_sources`` the
+    imported multiplier sources appended to it (``{file name: text}``), for callers that put
+    several designs into one file and must include each imported module only once.
+    """
 
     top: str
     files: dict
     manifest: dict
+    design_verilog: str = ""
+    extra_sources: dict = field(default_factory=dict)
 
     @property
     def verilog(self) -> str:
@@ -74,18 +82,20 @@ def _top_name(name, default: str) -> str:
     return top
 
 
-def _with_extra_sources(verilog: str, specs) -> tuple[str, list[str]]:
+def _with_extra_sources(verilog: str, specs) -> tuple[str, dict]:
     extra = extra_verilog_sources(specs)
     text = verilog + "".join(f"\n// ---- {fname} (imported multiplier source) ----\n{body}"
                              for fname, body in extra.items())
-    return text, list(extra)
+    return text, extra
 
 
 def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, signed=True,
-             dataflow="ws", acc_width=32, overflow="wrap", pipeline=False,
-             name=None) -> Generated:
+             dataflow="ws", acc_width=32, overflow="wrap", pipeline=False, name=None,
+             progress=None) -> Generated:
     """Build the design described by the ``python -m hw.gen`` options (``rows=None``: only the
-    multiplier). Raises :class:`GenError` / :class:`hw.mult.MultiplierError` on bad input."""
+    multiplier). Raises :class:`GenError` / :class:`hw.mult.MultiplierError` on bad input.
+    ``progress(stage)`` is called before each slow stage (Verilog, metrics)."""
+    progress = progress or (lambda stage: None)
     names = parse_mult_list(mult)
     width = _int("--width", width)
     if rows is None:
@@ -95,7 +105,8 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
         spec = parse(names[0], width=width, signed=signed)
         safe = re.sub(r"[^A-Za-z0-9_]", "_", spec.name)[:60]
         top = _top_name(name, f"axm_mult_{safe}_{spec.width}{'s' if spec.signed else 'u'}")
-        verilog, extra = _with_extra_sources(emit_verilog(spec.circuit(), top), [spec])
+        design = emit_verilog(spec.circuit(), top)
+        verilog, extra = _with_extra_sources(design, [spec])
         arguments = {"mult": spec.name, "width": spec.width, "signed": spec.signed,
                      "name": top}
         command = (f"python -m hw.gen --mult {spec.name} --width {spec.width} "
@@ -103,8 +114,9 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
         manifest = multiplier_manifest(spec, top=top, verilog_file=f"{top}.v",
                                        verilog_text=verilog, arguments=arguments,
                                        command=command)
-        manifest["extra_sources"] = extra
-        return Generated(top, {f"{top}.v": verilog, f"{top}.json": dumps(manifest)}, manifest)
+        manifest["extra_sources"] = list(extra)
+        return Generated(top, {f"{top}.v": verilog, f"{top}.json": dumps(manifest)}, manifest,
+                         design, extra)
 
     rows = _int("--rows", rows)
     cols = rows if cols is None else _int("--cols", cols)
@@ -142,8 +154,9 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
     top = _top_name(name, f"axm_{dataflow}_{rows}x{cols}")
     array = SystolicArray(rows, cols, grid, dataflow=dataflow, acc_width=acc_width,
                           overflow=overflow, pipeline=pipeline)
-    verilog, extra = _with_extra_sources(emit_array_verilog(array, top),
-                                         array.distinct_specs())
+    progress("Verilog")
+    design = emit_array_verilog(array, top)
+    verilog, extra = _with_extra_sources(design, array.distinct_specs())
     is_signed = array.signed
     arguments = {"rows": rows, "cols": cols, "mult": canonical, "mult_per": per,
                  "width": width, "signed": is_signed, "dataflow": dataflow,
@@ -155,12 +168,14 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
                + f" --width {width} --{'signed' if is_signed else 'unsigned'}"
                f" --dataflow {dataflow} --acc-width {acc_width} --overflow {overflow}"
                + (" --pipeline" if pipeline else "") + f" --name {top}")
+    progress("metrics")
     manifest = array_manifest(array, top=top, verilog_file=f"{top}.v", verilog_text=verilog,
                               arguments=arguments, command=command,
                               assignment={"per": per, "names": canonical if per != "all"
                                           else canonical[:1]})
-    manifest["extra_sources"] = extra
-    return Generated(top, {f"{top}.v": verilog, f"{top}.json": dumps(manifest)}, manifest)
+    manifest["extra_sources"] = list(extra)
+    return Generated(top, {f"{top}.v": verilog, f"{top}.json": dumps(manifest)}, manifest,
+                     design, extra)
 
 
 def _grammar() -> str:
@@ -247,6 +262,14 @@ def main(argv=None) -> int:
     array_only = {"--cols": args.cols, "--mult-per": args.mult_per, "--dataflow": args.dataflow,
                   "--acc-width": args.acc_width, "--overflow": args.overflow,
                   "--pipeline": args.pipeline}
+    # A progress bar on a terminal (tqdm stays silent otherwise); 64 x 64 takes ~20 s.
+    bar = tqdm(total=3, desc="hw.gen", disable=None, leave=False,
+               bar_format="{desc}: {n}/{total} {elapsed}")
+
+    def stage(name):
+        bar.set_description(f"hw.gen: {name}")
+        bar.update(1)
+
     try:
         if args.rows is None:
             given = [opt for opt, v in array_only.items() if v is not None]
@@ -260,14 +283,18 @@ def main(argv=None) -> int:
                               dataflow=args.dataflow or "ws",
                               acc_width=32 if args.acc_width is None else args.acc_width,
                               overflow=args.overflow or "wrap", pipeline=bool(args.pipeline),
-                              name=args.name)
+                              name=args.name, progress=stage)
+        stage("writing")
         paths = write_atomically(Path(args.out), result.files)
+        error = None
     except (GenError, MultiplierError, ValueError, TypeError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+        error = str(exc)
     except OSError as exc:
-        print(f"{prog}: error: cannot write to {args.out}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
+        error = f"cannot write to {args.out}: {exc.strerror or exc}"
+    finally:
+        bar.close()
+    if error is not None:
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     for path in paths:
         print(path)

@@ -62,12 +62,27 @@ that shifts toward row 0 while the next tile already accumulates.
 Back-pressure (both dataflows): global stall. Everything that moves through the array (skew and
 deskew registers, PE registers, valid/control delay lines, drain chains) advances together on
 ``advance = ~results.valid | results.ready``, i.e. whenever the output register is empty or is
-being read. Input ``ready`` is ``advance`` (qualified by the ``first``/``last`` rules above), so
-``ready`` depends combinationally on ``results.ready`` and on the input payload but never on the
-input ``valid``. A cycle without an input transfer sends a bubble that is tracked by the valid
-line (ws) or ignored by every PE (os), so gaps and stalls cannot lose, duplicate or mix data.
-``rst`` (synchronous) empties the array and forgets loaded weights.
-"""
+being read. Why this is enough: the array is one fixed-length pipeline in which every datum's
+position is a pure function of the number of ``advance`` cycles since it entered, so freezing
+all of it at once keeps every wavefront aligned with its partial sums, control bits and valid
+bit; nothing is dropped because the output register only changes on ``advance``. Input
+``ready`` is ``advance`` qualified by the ``first``/``last`` rules above, so it depends
+combinationally on ``results.ready`` and on the input payload but never on the input ``valid``
+(``weights.ready`` is registered). A cycle without an input transfer inserts a bubble that the
+valid line tracks (ws) or every PE ignores (os), so gaps cannot lose, duplicate or mix data. The
+cost is a combinational path from ``results.ready`` to every register enable; insert a register
+slice at the output if that limits the clock. ``rst`` (synchronous) empties the array, drops
+data in flight and forgets loaded weights.
+
+Host protocol, ws GEMM ``A (M x K) @ B (K x N)`` (what :func:`sim.golden.tiled_gemm` models): for
+each column block ``n0`` and each ``K`` block ``k0`` (``rows`` deep), send the ``K_t`` weight rows
+``B[k0+k, n0:n0+cols]`` (``last`` on the final one), then the ``M`` vectors ``A[m, k0:k0+K_t]``
+(``first`` on the first one); add the result blocks of successive ``k0`` with the accumulator's
+overflow rule. The weights of the next block may be sent while the current vectors stream.
+
+Structure: ``rows`` :class:`WSRow`/:class:`OSRow` submodules of ``cols`` PEs each, plus the
+handshake, skew, deskew and control logic in the top. :func:`emit_array_verilog` writes every
+distinct PE and row once and instantiates them by name."""
 
 from __future__ import annotations
 
@@ -368,7 +383,8 @@ class SystolicArray(wiring.Component):
     Members (``ws``): ``weights`` In(stream), ``acts`` In(stream), ``results`` Out(stream).
     Members (``os``): ``operands`` In(stream), ``results`` Out(stream).
     Structure: ``rows`` :class:`WSRow`/:class:`OSRow` submodules plus the skew, deskew and
-    control logic in the top.
+    control logic in the top. For manifests: :attr:`latency`, :meth:`timing` (latency and
+    throughput in cycles) and :meth:`interface` (every Verilog port with its payload fields).
     """
 
     @quiet_on_error
@@ -526,15 +542,21 @@ class SystolicArray(wiring.Component):
                 if fname in ("data", "a", "b"):
                     entry.update(lanes=lanes, lane_width=width, signed=self.signed)
                 entries.append(entry)
+            if port == "weights":
+                ready = ("weights transfer on this clock edge if valid is high; registered: "
+                         "low while a complete tile waits for its first vector and for "
+                         f"{r + c - 2} cycles after that vector entered")
+            else:
+                flag = "first" if port == "acts" else "last"
+                ready = (f"{port} transfer on this clock edge if valid is high; combinational "
+                         f"from results__ready and payload.{flag}, never from valid")
             ports += [
                 {"name": f"{port}__payload", "direction": "input",
                  "width": data.Layout.cast(layout).size, "meaning": text, "fields": entries},
                 {"name": f"{port}__valid", "direction": "input", "width": 1,
-                 "meaning": f"{port} payload is valid (hold it until ready)"},
+                 "meaning": f"{port} payload is valid (keep it and the payload until ready)"},
                 {"name": f"{port}__ready", "direction": "output", "width": 1,
-                 "meaning": f"{port} transfer happens on this clock edge if valid is high "
-                            "(depends combinationally on results__ready and the payload's "
-                            "flags, never on valid)"},
+                 "meaning": ready},
             ]
         ports += [
             {"name": "results__payload", "direction": "output", "width": c * a,

@@ -18,9 +18,10 @@ def emit_verilog_many(designs) -> str:
     """Verilog text of several components at once: ``designs`` is a sequence of
     ``(component, top module name)``; module names must not collide.
 
-    Same text as concatenating :func:`emit_verilog` of each design, up to module order, but with
-    a single Yosys run (each run of the built-in Yosys costs about a second). Falls back to one
-    run per design if this Amaranth lacks the internal RTLIL-to-Verilog helper.
+    The same modules as :func:`emit_verilog` of each design (Yosys-internal names may be
+    numbered differently), from a single Yosys run: each run of the built-in Yosys costs about
+    a second. Reproducible like :func:`emit_verilog`. Falls back to one run per design if this
+    Amaranth lacks the internal RTLIL-to-Verilog helper (``amaranth.back.verilog``).
     """
     from amaranth.back import rtlil
 

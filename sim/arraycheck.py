@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -388,18 +389,20 @@ def prepare_harness(designs: list[dict], workdir: Path, *, seed: int = 1,
     harness file."""
     from hw.gen import generate
 
-    texts, units, unit_cfg = [], [], []
+    texts, units, unit_cfg, extra = [], [], [], {}
     for i, design in enumerate(designs):
         args = {k: v for k, v in design.items()
                 if k not in ("scenarios", "gemm", "stream_length")}
         gen = generate(**args, name=f"u{i}_{design.get('dataflow', 'ws')}")
-        texts.append(gen.verilog)
+        texts.append(gen.design_verilog)
+        extra.update(gen.extra_sources)  # imported multipliers: each module once
         units.append((f"u{i}", gen.manifest))
         unit_cfg.append({"prefix": f"u{i}", "manifest": gen.manifest,
                          "scenarios": list(design.get("scenarios", scenarios)),
                          "gemm": design.get("gemm"), "seed": seed + 1000 * i,
                          "stream_length": design.get("stream_length", 2000)})
-    verilog = "".join(texts) + harness_verilog(units)
+    verilog = "".join(texts) + "".join(extra[f] for f in sorted(extra)) + \
+        harness_verilog(units)
     key = hashlib.sha256(verilog.encode()).hexdigest()[:12]
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -414,12 +417,22 @@ def run_harness(harness: Harness, simulator: str, workdir: Path) -> dict:
     from .tb.runner import run_cocotb
 
     build = Path(workdir) / f"{simulator}-{harness.key}"
-    # Icarus: -g2005 (see run_cocotb). Verilator: the model is compiled once and mostly waits
-    # for Python, so -O0 C++ (several times faster to compile) costs nothing that matters.
-    extra = ["-g2005"] if simulator == "icarus" else ["-CFLAGS", "-O0"]
-    report = run_cocotb(simulator, sources=[harness.source], toplevel="array_harness",
-                        test_module="tb_array", build_dir=build,
-                        config={"units": harness.units}, extra_build_args=extra)
+    extra = ["-g2005"] if simulator == "icarus" else None  # -g2005: see run_cocotb
+    # Verilator: the model is compiled once and then mostly waits for Python, so C++ at -O0
+    # (half the compile time of the default -Os) costs nothing that matters. Passed through
+    # CXXFLAGS, which the runner's cache of Verilator runtime objects keys on.
+    saved = os.environ.get("CXXFLAGS")
+    if simulator == "verilator":
+        os.environ["CXXFLAGS"] = f"{saved or ''} -O0".strip()
+    try:
+        report = run_cocotb(simulator, sources=[harness.source], toplevel="array_harness",
+                            test_module="tb_array", build_dir=build,
+                            config={"units": harness.units}, extra_build_args=extra)
+    finally:
+        if saved is None:
+            os.environ.pop("CXXFLAGS", None)
+        else:
+            os.environ["CXXFLAGS"] = saved
     (build / "summary.json").write_text(json.dumps(report, indent=1))
     return report
 

@@ -75,10 +75,13 @@ def gemm_reference(a, b, grid, *, acc_width: int = 32, overflow: str = "wrap",
     for kk in range(k):
         if single is not None:
             prod = single.model(a[:, kk:kk + 1], b[kk:kk + 1, :])
-        else:
+        else:  # one model call per distinct multiplier of this k (columns grouped)
             prod = np.empty((m, n), dtype=np.int64)
+            groups: dict = {}
             for nn in range(n):
-                prod[:, nn] = grid(kk, nn).model(a[:, kk], b[kk, nn])
+                groups.setdefault(grid(kk, nn), []).append(nn)
+            for spec, cols in groups.items():
+                prod[:, cols] = spec.model(a[:, kk:kk + 1], b[kk:kk + 1, cols])
         acc = accumulate(acc, prod, acc_width, overflow)
     return acc
 
@@ -181,8 +184,11 @@ class ArrayModel:
                                   acc_width=self.acc_width, overflow=self.overflow)
         if m > self.rows or n > self.cols:
             raise ValueError(f"os tile {m}x{n} exceeds the {self.rows}x{self.cols} array")
+        if self.is_uniform:
+            return gemm_reference(a, b, self.grid[0][0], acc_width=self.acc_width,
+                                  overflow=self.overflow)
         out = np.empty((m, n), dtype=np.int64)
-        for r in range(m):
+        for r in range(m):  # output row r uses the multipliers of PE row r
             row_specs = self.grid[r]
             out[r:r + 1, :] = gemm_reference(
                 a[r:r + 1, :], b, (lambda kk, nn, rs=row_specs: rs[nn]),

@@ -79,6 +79,8 @@ def test_arrays_match_golden_model(harness, simulator, tmp_path):
                 assert res.get("vectors", 0) > 0, (unit["top"], name)
         if "overflow" in ran:  # the accumulator limits really were crossed
             assert ran["overflow"]["overflowed_vectors"] > 0, unit["top"]
+        if "reset" in ran:  # the reset really hit a stream in flight
+            assert sum(ran["reset"]["inputs_left_at_reset"].values()) > 0
         if "gemm" in ran:
             assert ran["gemm"]["gemm_mismatches"] == 0
         if "latency" in ran:  # the testbench compared it with the manifest; check the formula

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from boards.build import BOARDS, BuildError, BuildResult, program
+from boards.build import BOARDS, BuildError, BuildResult, array_from_args, program
 
 
 def _cli(*argv, env=None, cwd=None, timeout=900):
@@ -26,6 +26,7 @@ def _cli(*argv, env=None, cwd=None, timeout=900):
     (["--board", "icebreaker", "--rows", "2", "--mult", "exact,exact,exact"], "3 multipliers"),
     (["--board", "icebreaker", "--acc-width", "8"], "accumulator"),
     (["--board", "icebreaker", "--baud", "5000000"], "too fast"),
+    (["--board", "ulx3s", "--rows", "4", "--mult", "exact*0,drum3*4"], "repeat count"),
 ])
 def test_bad_arguments_exit_2(argv, needle, tmp_path):
     proc = _cli(*argv, "--out", str(tmp_path / "out"), timeout=120)
@@ -34,6 +35,15 @@ def test_bad_arguments_exit_2(argv, needle, tmp_path):
     assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.tmp*"))
+
+
+def test_per_row_multiplier_lists():
+    a = array_from_args(rows=5, cols=2, mult="exact*2, bam0_0 ,drum3*2")
+    assert [row[0].name for row in a.grid] == ["exact", "exact", "bam0_0", "drum3", "drum3"]
+    assert all(len(set(row)) == 1 for row in a.grid)
+    # bam0_0 keeps every partial product: an exact multiplier that is never mapped to a DSP
+    spec = a.grid[2][0]
+    assert (spec.table() == a.grid[0][0].table()).all()
 
 
 def test_program_without_programmer_is_one_line_error(tmp_path, monkeypatch):

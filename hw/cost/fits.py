@@ -9,7 +9,8 @@ Method
    ``b`` ~ edge logic such as skew registers and harness flip-flops, ``a`` ~ fixed control);
    the estimate is the largest ``n`` with ``u(n) <= available`` for every resource.
 3. *Check*: pack ``n + 1`` and show it exceeds the device (else move up), and place and route
-   ``n`` (``confirm=True``; else only pack it); if that fails, move down. The answer is thus
+   ``n`` (``confirm=True``; else only pack it); if that fails, move down. (Packing includes
+   the full Yosys synthesis; only placement and routing are skipped.) The answer is thus
    backed by a routed design at ``n`` and an over-capacity packing at ``n + 1``.
 
 Every run is cached, so asking again is instant.
@@ -138,23 +139,24 @@ def what_fits(spec: MultiplierSpec, device: str | Device, *, dataflow: str = "ws
             if nxt.over_capacity():
                 break
             n += 1
-        # Move down until n packs (and routes, with confirm).
-        routed = None
+        # Move down until n routes (confirm) or packs within the device.
+        routed = used = None
         while n >= 1:
-            p = packs.get(n) or pack(n)
-            packs[n] = p
-            if p.over_capacity():
-                n -= 1
-                continue
-            if not confirm:
-                break
-            routed = route(n)
-            if routed is not None:
-                break
+            if confirm:
+                routed = route(n)
+                if routed is not None:
+                    used = routed.utilization
+                    break
+            else:
+                p = packs.get(n) or pack(n)
+                packs[n] = p
+                if not p.over_capacity():
+                    used = p.utilization
+                    break
             n -= 1
         if n < 1:
-            raise DoesNotFit(f"no square array of {spec.full_name} could be placed and routed "
-                             f"on {device.name}")
+            raise DoesNotFit(f"no square array of {spec.full_name} could be "
+                             f"{'placed and routed' if confirm else 'packed'} on {device.name}")
     finally:
         bar.close()
     nxt = packs.get(n + 1)
@@ -163,5 +165,5 @@ def what_fits(spec: MultiplierSpec, device: str | Device, *, dataflow: str = "ws
         available=available, model={k: [round(x, 3) for x in v] for k, v in model.items()},
         binding=binding, estimate=estimate, side=n, routed=routed is not None,
         fmax_mhz=routed.fmax_mhz if routed is not None else None,
-        used_at_side={k: v["used"] for k, v in packs[n].utilization.items() if k in model},
+        used_at_side={k: v["used"] for k, v in used.items() if k in model},
         over_at_next=nxt.over_capacity() if nxt is not None else {}, steps=steps)

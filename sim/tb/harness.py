@@ -30,12 +30,15 @@ def pack_lanes(values: np.ndarray, bits: int) -> int:
     return int.from_bytes(raw.view(np.uint8).reshape(-1, 8)[:, :nbytes].tobytes(), "little")
 
 
-def unpack_lanes(word: int, lanes: int, bits: int, is_signed: bool) -> np.ndarray:
-    """Inverse of :func:`pack_lanes` for ``lanes`` lanes."""
+def unpack_lanes(words, lanes: int, bits: int, is_signed: bool) -> np.ndarray:
+    """Inverse of :func:`pack_lanes`: one int (or a list of ints) of ``lanes`` lanes each ->
+    a flat int64 array of lane values, word after word."""
+    words = [words] if isinstance(words, int) else list(words)
     nbytes = byte_stride(bits) // 8
-    raw = np.frombuffer(word.to_bytes(lanes * nbytes, "little"), dtype=np.uint8)
-    wide = np.zeros((lanes, 8), dtype=np.uint8)
-    wide[:, :nbytes] = raw.reshape(lanes, nbytes)
+    raw = np.frombuffer(b"".join(w.to_bytes(lanes * nbytes, "little") for w in words),
+                        dtype=np.uint8).reshape(-1, nbytes)
+    wide = np.zeros((raw.shape[0], 8), dtype=np.uint8)
+    wide[:, :nbytes] = raw
     values = wide.reshape(-1).view("<u8").astype(np.int64) & ((1 << bits) - 1)
     if is_signed:
         values = np.where(values >> (bits - 1) & 1, values - (1 << bits), values)

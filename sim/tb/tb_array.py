@@ -50,6 +50,7 @@ class Unit:
         self.out_payload, self.out_valid, self.out_ready = (h(out["payload"]), h(out["valid"]),
                                                             h(out["ready"]))
         self.cycle = 0
+        self.reset_pending = None
         self.stream_length = cfg.get("stream_length", 2000)
 
     def idle_inputs(self):
@@ -87,6 +88,7 @@ class Unit:
             if done:
                 break
             if reset_at is not None and self.cycle - start >= reset_at:
+                self.reset_pending = {n: len(prog.inputs[n]) - idx[n] for n in names}
                 await self.reset()
                 return words, out_cycles, in_cycles
             if self.cycle - start > limit:
@@ -234,7 +236,11 @@ async def run_scenario(unit: Unit, scenario: str, rng, gemm_shape):
         prog = program(model, codecs, random_tiles(model, rng, 4), rng)
         total = sum(len(v) for v in prog.inputs.values())
         cut = int(rng.integers(max(2, total // 4), max(3, total // 2 + 2)))
+        unit.reset_pending = None
         words, _, _ = await unit.run(prog, rng, p_gap=0.2, p_stall=0.2, reset_at=cut)
+        if not unit.reset_pending or not any(unit.reset_pending.values()):
+            unit.errors.append(f"{unit.prefix} reset: the stream ended before the reset")
+        result["inputs_left_at_reset"] = unit.reset_pending
         # results that came out before the reset must still be right
         unit.compare(scenario + "/before", prog, words, count=len(words))
         stray = await unit.quiet(model.rows + model.cols + 4)

@@ -4,8 +4,9 @@ The DUT is :class:`boards.top.AcceleratorTop` (ports ``clk``, ``rst``, ``rx``, `
 UART model drives ``rx`` and decodes ``tx``; :class:`SimSerial` wraps both in a pyserial-like
 object. The unchanged host driver :class:`boards.host.Accelerator` runs in a thread started
 with :func:`cocotb.task.bridge`; every ``read``/``write`` of the transport is a
-:func:`cocotb.task.resume` call, so simulated time only advances while the driver waits for the link (lock-step, deterministic),
-and the transport's ``timeout`` is measured in simulated seconds.
+:func:`cocotb.task.resume` call, so simulated time only advances while the driver waits for
+the link (lock-step, deterministic), and the transport's ``timeout`` is measured in simulated
+seconds.
 
 Phases (one simulator build):
 
@@ -21,7 +22,8 @@ Phases (one simulator build):
 
 Config (``AXM_TB_CONFIG``): ``grid`` (rows x cols multiplier names), ``width``, ``signed``,
 ``acc_width``, ``overflow``, ``max_m``, ``divisor``, ``clk_ns``, ``timeout_cycles``,
-``host_timeout_s``, ``drain_s``, ``retries``, ``status_cases`` (list of ``[name, hex bytes,
+``host_timeout_s``, ``drain_s``, ``retries``, ``identity_extra`` (keys the gateware adds to
+the identity), ``status_cases`` (list of ``[name, hex bytes,
 expected status or null]``), ``gemms`` and ``fault_gemms`` (lists of ``[M, K, N]``),
 ``fault_rate``, ``seed``, ``report``.
 """
@@ -183,7 +185,7 @@ async def host_drives_rtl_over_uart(dut):
     quiet_s = 2 * cfg["timeout_cycles"] * clk_ns * 1e-9
 
     def status_phase():
-        model = DeviceModel(array, max_m=cfg["max_m"])
+        model = DeviceModel(array, max_m=cfg["max_m"], identity_extra=cfg["identity_extra"])
         link.timeout = cfg["host_timeout_s"]
         results = []
         for name, hexbytes, expected in cfg["status_cases"]:
