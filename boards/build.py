@@ -182,8 +182,13 @@ def build_bitstream(board: str, array: ArrayModel, *, out_dir: Path, baud: int =
     except (ValueError, TypeError) as exc:
         raise BuildError(str(exc)) from None
     env = _tool_env(info)
+    exact_pes = sum(spec.family == "exact" for row in array.grid for spec in row)
+    hint = ""
+    if info.family == "ecp5" and exact_pes > info.dsp_blocks:
+        dsp_rows = info.dsp_blocks // array.cols
+        hint = (f"; hint: {exact_pes} exact PEs exceed the {info.dsp_blocks} DSP blocks, try "
+                f"--mult 'exact*{dsp_rows},bam0_0*{array.rows - dsp_rows}'")
     if dsp is None:
-        exact_pes = sum(spec.family == "exact" for row in array.grid for spec in row)
         dsp = info.family == "ecp5" and exact_pes <= info.dsp_blocks
     overrides = {"nextpnr_opts": f"--report top.report.json --seed {int(seed)}"
                                  + (" --timing-allow-fail" if timing_allow_fail else "")}
@@ -211,7 +216,7 @@ def build_bitstream(board: str, array: ArrayModel, *, out_dir: Path, baud: int =
             failed = out_dir.parent / f"{out_dir.name}.failed.log"
             shutil.copyfile(log_path, failed)
             line = _failure_line(log_text)
-            raise BuildError(f"{board} build failed: {line} (log: {failed})")
+            raise BuildError(f"{board} build failed: {line} (log: {failed}){hint}")
         util, fmax = _parse_report(tmp / "top.report.json")
         seconds = time.perf_counter() - start
         identity = json.loads(acc.identity)

@@ -57,7 +57,7 @@ import numpy as np
 
 from hw.mult import MultiplierError, MultiplierSpec, parse
 from hw.mult.pparray import PartialProductArraySpec
-from sim.golden import OVERFLOW_MODES, ArrayModel, accumulate
+from sim.golden import OVERFLOW_MODES, ArrayModel, accumulate, check_gemm_shapes
 
 __all__ = ["Plan", "plan", "register_decomposition", "emulate", "emulate_gemm",
            "emulate_tiled", "product_sum", "METHODS"]
@@ -499,18 +499,11 @@ def product_sum(a, b, spec, mask=None) -> np.ndarray:
     spec = parse(spec) if isinstance(spec, str) else spec
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
-    _check_shapes(a, b)
+    check_gemm_shapes(a, b)
     _check_operands(spec, a, b)
     if mask is not None:
         mask = np.broadcast_to(np.asarray(mask, dtype=bool), (a.shape[1], b.shape[1]))
     return _psum(spec, a, b, mask)
-
-
-def _check_shapes(a, b):
-    if a.ndim != 2 or b.ndim != 2:
-        raise ValueError(f"expected 2-D operands, got shapes {a.shape} and {b.shape}")
-    if a.shape[1] != b.shape[0]:
-        raise ValueError(f"inner dimensions differ: {a.shape} @ {b.shape}")
 
 
 # -- accumulator -----------------------------------------------------------------------------------
@@ -655,7 +648,7 @@ def _emulate(a, b, assign, acc_width, overflow, start=None, tile_rows=None):
     _check_acc(acc_width, overflow)
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
-    _check_shapes(a, b)
+    check_gemm_shapes(a, b)
     m, k = a.shape
     n = b.shape[1]
     if start is not None:
@@ -723,7 +716,7 @@ def emulate_gemm(a, b, grid, *, acc_width: int = 32, overflow: str = "wrap",
     """
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
-    _check_shapes(a, b)
+    check_gemm_shapes(a, b)
     assign = _grid_assignment(grid, a.shape[1], b.shape[1])
     return _emulate(a, b, assign, acc_width, overflow, start=start)
 

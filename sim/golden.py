@@ -28,7 +28,7 @@ import numpy as np
 from hw.mult import MultiplierError, MultiplierSpec, parse
 
 __all__ = ["OVERFLOW_MODES", "DATAFLOWS", "accumulate", "mac", "ArrayModel", "gemm_reference",
-           "tiled_gemm"]
+           "tiled_gemm", "check_gemm_shapes"]
 
 OVERFLOW_MODES = ("wrap", "saturate")
 DATAFLOWS = ("ws", "os")
@@ -56,6 +56,22 @@ def mac(spec: MultiplierSpec, acc, a, b, acc_width: int = 32, overflow: str = "w
     return accumulate(acc, spec.model(a, b), acc_width, overflow)
 
 
+def check_gemm_shapes(a: np.ndarray, b: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``a @ b`` is a product of two matrices."""
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"expected 2-D operands, got shapes {a.shape} and {b.shape}")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"inner dimensions differ: {a.shape} @ {b.shape}")
+
+
+def _gemm_operands(a, b):
+    """``a``, ``b`` as int64 matrices and ``(M, K, N)``; raises on mismatched shapes."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    check_gemm_shapes(a, b)
+    return a, b, (a.shape[0], a.shape[1], b.shape[1])
+
+
 def gemm_reference(a, b, grid, *, acc_width: int = 32, overflow: str = "wrap",
                    start=None) -> np.ndarray:
     """Sequential accumulation of ``a (M x K) @ b (K x N)`` with per-element multipliers.
@@ -64,12 +80,7 @@ def gemm_reference(a, b, grid, *, acc_width: int = 32, overflow: str = "wrap",
     reduction index ``k`` and output column ``n`` (all output rows share it). Accumulates in
     ascending ``k`` from ``start`` (zeros by default).
     """
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
-    m, k = a.shape
-    k2, n = b.shape
-    if k != k2:
-        raise ValueError(f"inner dimensions differ: {a.shape} @ {b.shape}")
+    a, b, (m, k, n) = _gemm_operands(a, b)
     acc = np.zeros((m, n), dtype=np.int64) if start is None else np.array(start, dtype=np.int64)
     single = grid if isinstance(grid, MultiplierSpec) else None
     for kk in range(k):
@@ -198,12 +209,7 @@ class ArrayModel:
 
 def tiled_gemm(a, b, array: ArrayModel) -> np.ndarray:
     """``a (M x K) @ b (K x N)`` exactly as the array computes it tile by tile (module doc)."""
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
-    m, k = a.shape
-    k2, n = b.shape
-    if k != k2:
-        raise ValueError(f"inner dimensions differ: {a.shape} @ {b.shape}")
+    a, b, (m, k, n) = _gemm_operands(a, b)
     out = np.zeros((m, n), dtype=np.int64)
     if array.dataflow == "ws":
         for n0 in range(0, n, array.cols):

@@ -3,7 +3,8 @@
 Method
 ------
 1. *Sample*: synthesise and pack (``nextpnr --pack-only``, utilisation without placement) the
-   ``n x n`` array in the register harness for ``n = 1, 2, 3``.
+   ``n x n`` array in the register harness for ``n = 1, 2, 3``. The harness always uses serial
+   I/O here (a few pins whatever ``n``), so pin use does not change with the array size.
 2. *Estimate*: for every resource nextpnr reports (logic cells, flip-flops, DSPs, ...) fit the
    exact quadratic ``u(n) = a + b n + c n^2`` through the three samples (``c`` ~ per-PE cost,
    ``b`` ~ edge logic such as skew registers and harness flip-flops, ``a`` ~ fixed control);
@@ -98,8 +99,8 @@ def what_fits(spec: MultiplierSpec, device: str | Device, *, dataflow: str = "ws
 
     def pack(n):
         bar.set_postfix_str(f"pack {n}x{n}")
-        r = place_and_route(design(n), device, dsp=dsp, pack_only=True, cache=cache,
-                            timeout=timeout)
+        r = place_and_route(design(n), device, dsp=dsp, pack_only=True, io="serial",
+                            cache=cache, timeout=timeout)
         bar.update()
         steps.append({"n": n, "step": "pack", "over": r.over_capacity(),
                       "logic_used": r.logic_used, "cached": r.cached})
@@ -108,7 +109,8 @@ def what_fits(spec: MultiplierSpec, device: str | Device, *, dataflow: str = "ws
     def route(n):
         bar.set_postfix_str(f"place and route {n}x{n}")
         try:
-            r = place_and_route(design(n), device, dsp=dsp, cache=cache, timeout=timeout)
+            r = place_and_route(design(n), device, dsp=dsp, io="serial", cache=cache,
+                                timeout=timeout)
         except DoesNotFit as err:
             bar.update()
             steps.append({"n": n, "step": "route", "error": str(err)})
