@@ -283,8 +283,11 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
 @requires_tools
 def test_design_that_does_not_fit_is_one_line_exit_2(cache, monkeypatch, capsys):
     # 16-bit operands on one pin per bit: 64 data pins + clock > the 39 of the SG48 package.
-    with pytest.raises(DoesNotFit, match="does not fit iCE40UP5K-SG48"):
+    with pytest.raises(DoesNotFit, match="does not fit iCE40UP5K-SG48") as info:
         place_and_route(mult("truncated16", 16, signed=False), "up5k", io="direct", cache=cache)
+    # 64 data bits + clk (+ rst); the SG48 package has 39 user I/O pins (Lattice datasheet).
+    assert info.value.over["SB_IO"]["available"] == 39
+    assert info.value.over["SB_IO"]["used"] >= 65
     monkeypatch.setenv("AXM_CACHE_DIR", str(cache.root))
     assert main(["pnr", "truncated16", "--width", "16", "--unsigned", "--io", "direct"]) == 2
     err = capsys.readouterr().err

@@ -12,4 +12,12 @@ class ToolError(CostError):
 
 
 class DoesNotFit(CostError):
-    """The design does not fit the device (raised by place and route)."""
+    """The design does not fit the device (raised by place and route).
+
+    ``over`` maps each exceeded resource to ``{"used": n, "available": n}`` when nextpnr
+    reported it (empty otherwise).
+    """
+
+    def __init__(self, message: str, over: dict | None = None):
+        super().__init__(message)
+        self.over = dict(over or {})

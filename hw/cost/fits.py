@@ -90,6 +90,7 @@ def what_fits(spec: MultiplierSpec, device: str | Device, *, dataflow: str = "ws
     config = {"dataflow": dataflow, "acc_width": acc_width, "overflow": overflow,
               "pipeline": pipeline, "dsp": dsp}
     steps = []
+    route_over = {}                 # n -> resources exceeded when placing and routing n x n
     bar = tqdm(desc=f"fits {spec.full_name} on {device.name}", unit="run",
                disable=not progress, total=len(SAMPLES) + 2)
 
@@ -113,7 +114,8 @@ def what_fits(spec: MultiplierSpec, device: str | Device, *, dataflow: str = "ws
                                 timeout=timeout)
         except DoesNotFit as err:
             bar.update()
-            steps.append({"n": n, "step": "route", "error": str(err)})
+            steps.append({"n": n, "step": "route", "error": str(err), "over": err.over})
+            route_over[n] = err.over
             return None
         bar.update()
         steps.append({"n": n, "step": "route", "fmax_mhz": r.fmax_mhz,
@@ -162,10 +164,11 @@ def what_fits(spec: MultiplierSpec, device: str | Device, *, dataflow: str = "ws
     finally:
         bar.close()
     nxt = packs.get(n + 1)
+    over_next = nxt.over_capacity() if nxt is not None else route_over.get(n + 1, {})
     return FitResult(
         multiplier=spec.full_name, device=device.name, config=config, samples=samples,
         available=available, model={k: [round(x, 3) for x in v] for k, v in model.items()},
         binding=binding, estimate=estimate, side=n, routed=routed is not None,
         fmax_mhz=routed.fmax_mhz if routed is not None else None,
         used_at_side={k: v["used"] for k, v in used.items() if k in model},
-        over_at_next=nxt.over_capacity() if nxt is not None else {}, steps=steps)
+        over_at_next=over_next, steps=steps)

@@ -114,11 +114,13 @@ _UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", re.M)
 
 
 def _nextpnr_failure(design_label, device, text) -> CostError:
-    over = [f"{m[1]} {m[2]}/{m[3]} ({m[4]} %)" for m in _UTIL_LINE.finditer(text)
-            if int(m[2]) > int(m[3])]
+    over = {m[1]: {"used": int(m[2]), "available": int(m[3])}
+            for m in _UTIL_LINE.finditer(text) if int(m[2]) > int(m[3])}
     if over:
         return DoesNotFit(f"{design_label} does not fit {device.name}: needs "
-                          + ", ".join(over) + "; try a smaller design or a larger device")
+                          + ", ".join(f"{k} {v['used']}/{v['available']}"
+                                      for k, v in over.items())
+                          + "; try a smaller design or a larger device", over)
     lines = [ln.strip() for ln in text.splitlines() if "ERROR" in ln]
     line = re.sub(r"\s+", " ", lines[0]) if lines else "nextpnr failed"
     line = re.sub(r"'[^']{40,}'", "'...'", line)          # netlist names can be kilobytes long
@@ -156,7 +158,7 @@ def place_and_route(design: Design, device: str | Device = "ice40up5k", *, dsp: 
     hit = cache.get("pnr", key)
     if hit is not None:
         if "does_not_fit" in hit:
-            raise DoesNotFit(hit["does_not_fit"])
+            raise DoesNotFit(hit["does_not_fit"], hit.get("over"))
         return PnrResult(**{**hit, "design": design.label, "cached": True})
     start = time.monotonic()
     tmp = None
@@ -181,7 +183,7 @@ def place_and_route(design: Design, device: str | Device = "ice40up5k", *, dsp: 
         if result.returncode != 0 or report is None:
             err = _nextpnr_failure(design.label, device, text)
             if isinstance(err, DoesNotFit):
-                cache.put("pnr", key, {"does_not_fit": str(err)})
+                cache.put("pnr", key, {"does_not_fit": str(err), "over": err.over})
             raise err
     finally:
         if tmp is not None:
