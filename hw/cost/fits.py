@@ -25,7 +25,7 @@ from hw.mult import MultiplierSpec
 
 from .cache import Cache
 from .designs import array
-from .errors import CostError, DoesNotFit
+from .errors import DoesNotFit
 from .pnr import Device, find_device, place_and_route
 
 __all__ = ["FitResult", "what_fits", "fit_quadratic"]

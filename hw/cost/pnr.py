@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import tools
 from .cache import Cache
-from .designs import TOP, Design
+from .designs import Design
 from .errors import CostError, DoesNotFit, ToolError
 from .harness import IO_MODES, Harness
 from .synth import run_yosys, synth_commands
@@ -170,6 +170,7 @@ def place_and_route(design: Design, device: str | Device = "ice40up5k", *, dsp: 
         path.mkdir(parents=True, exist_ok=True)
     try:
         stat = run_yosys(path, wrapped.verilog, commands, timeout=timeout, label=wrapped.label)
+        (path / "report.json").unlink(missing_ok=True)      # never read a stale report
         result = tools.run(nextpnr, args, cwd=path, timeout=timeout)
         log = path / "nextpnr.log"
         text = result.stdout + result.stderr + (log.read_text(errors="replace")

@@ -147,6 +147,7 @@ def run_yosys(workdir: Path, verilog: str, commands: list[str], *, timeout: floa
     (workdir / "design.v").write_text(verilog)
     script = ["read_verilog design.v", *commands, "tee -q -o stat.json stat -json"]
     (workdir / "synth.ys").write_text("\n".join(script) + "\n")
+    (workdir / "stat.json").unlink(missing_ok=True)          # never read a stale report
     result = tools.run(tool, ["-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=workdir,
                        timeout=timeout)
     if result.returncode != 0:
