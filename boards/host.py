@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from sim.golden import ArrayModel, accumulate, tiled_gemm
+from sim.golden import ArrayModel, accumulate, check_gemm_shapes, tiled_gemm
 
 from .protocol import (MAX_FRAME_PAYLOAD, REQUEST_SYNC, RESPONSE_SYNC, Command, ProtocolError,
                        Status, crc16, encode_frame, operand_bytes, pack_values, parse_identity,
@@ -299,8 +299,7 @@ class Accelerator:
         info = self._need_info()
         b = self._operands(b, "weights")
         a = self._operands(a, "activations")
-        if a.shape[1] != b.shape[0]:
-            raise ValueError(f"inner dimensions differ: {a.shape} @ {b.shape}")
+        check_gemm_shapes(a, b)
         self.load_weights(b)
         out = np.empty((a.shape[0], b.shape[1]), dtype=np.int64)
         for m0 in range(0, a.shape[0], info["max_m"]):
@@ -315,10 +314,8 @@ class Accelerator:
         arr = self.array
         a = self._operands(a, "A")
         b = self._operands(b, "B")
-        m, k = a.shape
-        k2, n = b.shape
-        if k != k2:
-            raise ValueError(f"inner dimensions differ: {a.shape} @ {b.shape}")
+        check_gemm_shapes(a, b)
+        (m, k), n = a.shape, b.shape[1]
         out = np.zeros((m, n), dtype=np.int64)
         if m == 0 or n == 0 or k == 0:
             return out
