@@ -367,3 +367,21 @@ def test_bad_table(tmp_path, make, kw, match):
     make(path)
     target = next((p for p in tmp_path.iterdir()), path)
     one_line_error(f"table:{target}", match, **{"width": 8, "signed": True, **kw})
+
+
+@pytest.mark.fpga
+@needs_verilator
+def test_imported_netlist_is_costed_like_the_builtin_it_implements(lib):
+    """hw.cost synthesises the imported module itself (its source travels with the design): a
+    behavioural 4-bit unsigned `A * B` netlist costs exactly what built-in `exact` costs."""
+    from hw.cost import multiplier, synthesize
+
+    path = write(lib, "mul4.v", "module mul4(input [3:0] A, input [3:0] B, output [7:0] O);\n"
+                                "  assign O = A * B;\nendmodule\n")
+    imported = parse(f"verilog:{path}", width=4, signed=False)
+    builtin = parse("exact", width=4, signed=False)
+    design = multiplier(imported)
+    assert "module mul4" in design.verilog
+    got = synthesize(design, "ice40")
+    want = synthesize(multiplier(builtin), "ice40")
+    assert got.lut4 == want.lut4 > 0

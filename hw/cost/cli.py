@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import threading
 from pathlib import Path
 
 from .cache import Cache
@@ -111,6 +113,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _busy(desc: str):
+    """Elapsed-time indicator (tqdm) for one long tool run; silent when stderr is no terminal."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from tqdm import tqdm
+    done = threading.Event()
+    with tqdm(desc=desc, bar_format="{desc}: {elapsed}", leave=False) as bar:
+        def tick():
+            while not done.wait(1.0):
+                bar.refresh()
+        thread = threading.Thread(target=tick, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+
 def _cache(args) -> Cache:
     return Cache(args.cache_dir, enabled=not args.no_cache)
 
@@ -131,7 +154,9 @@ def _cmd_synth(args):
     results = []
     for target in targets:
         dsp = args.dsp and target != "gate"
-        results.append(synthesize(design, target, dsp=dsp, cache=cache, timeout=args.timeout))
+        with _busy(f"yosys {target} {design.label}"):
+            results.append(synthesize(design, target, dsp=dsp, cache=cache,
+                                      timeout=args.timeout))
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=1))
         return
@@ -151,9 +176,10 @@ def _cmd_synth(args):
 def _cmd_pnr(args):
     from .pnr import place_and_route
     design = _design(args)
-    r = place_and_route(design, args.device, dsp=args.dsp, seed=args.seed, freq_mhz=args.freq,
-                        io=args.io, pack_only=args.pack_only, cache=_cache(args),
-                        timeout=args.timeout, workdir=args.build_dir)
+    with _busy(f"yosys + nextpnr {design.label}"):
+        r = place_and_route(design, args.device, dsp=args.dsp, seed=args.seed,
+                            freq_mhz=args.freq, io=args.io, pack_only=args.pack_only,
+                            cache=_cache(args), timeout=args.timeout, workdir=args.build_dir)
     if args.json:
         print(json.dumps(r.as_dict(), indent=1))
         return

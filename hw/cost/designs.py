@@ -19,7 +19,7 @@ import importlib
 from functools import cached_property
 from typing import Callable
 
-from hw.mult import MultiplierError, MultiplierSpec, parse
+from hw.mult import MultiplierError, MultiplierSpec, extra_verilog_sources, parse
 from hw.verilog import emit_verilog
 
 from .errors import CostError
@@ -47,7 +47,7 @@ class Design:
     """
 
     def __init__(self, label: str, factory: Callable, *, info: dict | None = None,
-                 pe_count: int = 1):
+                 pe_count: int = 1, extra_verilog: dict | None = None):
         if not isinstance(label, str) or not label:
             raise CostError(f"design label must be a non-empty string, not {label!r}")
         if not callable(factory):
@@ -56,8 +56,11 @@ class Design:
         self._factory = factory
         self._info = dict(info or {})
         self._pe_count = int(pe_count)
+        # Modules the design instantiates but does not generate (imported multipliers).
+        self._extra_verilog = dict(extra_verilog or {})
 
     label = property(lambda self: self._label)
+    extra_verilog = property(lambda self: dict(self._extra_verilog))
     info = property(lambda self: dict(self._info))
     pe_count = property(lambda self: self._pe_count)
 
@@ -67,8 +70,9 @@ class Design:
 
     @cached_property
     def verilog(self) -> str:
-        """Verilog of the design with top module :data:`TOP` (reproducible bytes)."""
-        return emit_verilog(self.component(), TOP)
+        """Verilog of the design with top module :data:`TOP` (reproducible bytes), followed by
+        the sources of imported modules it instantiates (``verilog:``/``table:`` multipliers)."""
+        return emit_verilog(self.component(), TOP) + "".join(self._extra_verilog.values())
 
     @cached_property
     def verilog_sha256(self) -> str:
@@ -98,7 +102,8 @@ def _spec_info(spec: MultiplierSpec) -> dict:
 
 def multiplier(spec: MultiplierSpec) -> Design:
     """The bare combinational multiplier of ``spec``."""
-    return Design(f"mult:{spec.full_name}", spec.circuit, info={"kind": "mult", **_spec_info(spec)})
+    return Design(f"mult:{spec.full_name}", spec.circuit, info={"kind": "mult", **_spec_info(spec)},
+                  extra_verilog=extra_verilog_sources([spec]))
 
 
 def _optional(module: str, what: str):
@@ -126,7 +131,8 @@ def mac(spec: MultiplierSpec, *, acc_width: int = 32, overflow: str = "wrap",
     return Design(label, lambda: mod.MAC(spec, acc_width=acc_width, overflow=overflow,
                                          pipeline=pipeline),
                   info={"kind": "mac", **_spec_info(spec), "acc_width": acc_width,
-                        "overflow": overflow, "pipeline": pipeline})
+                        "overflow": overflow, "pipeline": pipeline},
+                  extra_verilog=extra_verilog_sources([spec]))
 
 
 def array(spec: MultiplierSpec, rows: int, cols: int, *, dataflow: str = "ws",
@@ -144,7 +150,8 @@ def array(spec: MultiplierSpec, rows: int, cols: int, *, dataflow: str = "ws",
     return Design(label, build, pe_count=rows * cols,
                   info={"kind": "array", **_spec_info(spec), "rows": rows, "cols": cols,
                         "dataflow": dataflow, "acc_width": acc_width, "overflow": overflow,
-                        "pipeline": pipeline})
+                        "pipeline": pipeline},
+                  extra_verilog=extra_verilog_sources([spec]))
 
 
 def _make_mult(spec, **opts):

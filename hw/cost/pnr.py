@@ -106,7 +106,8 @@ def harness_design(design: Design, device: Device, io: str = "auto") -> Design:
     if io not in memo:
         memo[io] = Design(f"{design.label}+harness:{io}",
                           lambda: Harness(design.component(), io),
-                          info={**design.info, "harness": io}, pe_count=design.pe_count)
+                          info={**design.info, "harness": io}, pe_count=design.pe_count,
+                          extra_verilog=design.extra_verilog)
     return memo[io]
 
 
