@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -162,14 +160,7 @@ def place_and_route(design: Design, device: str | Device = "ice40up5k", *, dsp: 
             raise DoesNotFit(hit["does_not_fit"], hit.get("over"))
         return PnrResult(**{**hit, "design": design.label, "cached": True})
     start = time.monotonic()
-    tmp = None
-    if workdir is None:
-        tmp = tempfile.mkdtemp(prefix="axm-pnr-")
-        path = Path(tmp)
-    else:
-        path = Path(workdir)
-        path.mkdir(parents=True, exist_ok=True)
-    try:
+    with tools.build_folder(workdir, "axm-pnr-") as path:
         stat = run_yosys(path, wrapped.verilog, commands, timeout=timeout, label=wrapped.label)
         (path / "report.json").unlink(missing_ok=True)      # never read a stale report
         result = tools.run(nextpnr, args, cwd=path, timeout=timeout)
@@ -187,9 +178,6 @@ def place_and_route(design: Design, device: str | Device = "ice40up5k", *, dsp: 
             if isinstance(err, DoesNotFit):
                 cache.put("pnr", key, {"does_not_fit": str(err), "over": err.over})
             raise err
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
     util = {k: {"used": int(v["used"]), "available": int(v["available"])}
             for k, v in sorted(report.get("utilization", {}).items())}
     fmax = None

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -181,18 +179,8 @@ def synthesize(design: Design, target: str, *, dsp: bool = False, cache: Cache |
     if hit is not None:
         return SynthResult(**{**hit, "design": design.label, "cached": True})
     start = time.monotonic()
-    tmp = None
-    if workdir is None:
-        tmp = tempfile.mkdtemp(prefix="axm-synth-")
-        path = Path(tmp)
-    else:
-        path = Path(workdir)
-        path.mkdir(parents=True, exist_ok=True)
-    try:
+    with tools.build_folder(workdir, "axm-synth-") as path:
         stat = run_yosys(path, design.verilog, commands, timeout=timeout, label=design.label)
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
     cells = stat["cells"]
     classes = _CLASSES[target]
     result = SynthResult(

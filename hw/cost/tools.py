@@ -15,11 +15,13 @@ and modification time), so a fully cached rerun starts no process at all.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,3 +130,19 @@ def tool_version(tool: Tool, cache=None) -> str:
     if cache is not None:
         cache.put("tool-version", key, {"version": version})
     return version
+
+
+@contextlib.contextmanager
+def build_folder(workdir, prefix: str):
+    """The folder a tool run works in: ``workdir`` (created, kept) or a temporary folder that is
+    removed afterwards. YoWASP tools only see files below their working directory."""
+    if workdir is not None:
+        path = Path(workdir)
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield Path(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
