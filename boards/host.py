@@ -27,12 +27,15 @@ CLI (``python -m boards.host --help``)::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import numpy as np
 
+from hw.cli import (CONVENTIONS, Parser, UsageError, add_seed, add_signedness, add_width,
+                    integer, number, run_main, signedness_values)
+from hw.errors import ToolkitError
+from hw.extras import require
 from sim.golden import ArrayModel, accumulate, check_gemm_shapes, tiled_gemm
 
 from .protocol import (MAX_FRAME_PAYLOAD, REQUEST_SYNC, RESPONSE_SYNC, Command, ProtocolError,
@@ -46,7 +49,7 @@ DEFAULT_BAUD = 115200
 TRANSIENT = (Status.ERR_CRC, Status.ERR_TIMEOUT, Status.ERR_LENGTH)
 
 
-class AcceleratorError(RuntimeError):
+class AcceleratorError(ToolkitError, RuntimeError):
     """Base class of the driver's errors; the message is one line."""
 
 
@@ -101,10 +104,7 @@ class Accelerator:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self._owns_port = isinstance(port, str)
         if self._owns_port:
-            try:
-                import serial
-            except ImportError:
-                raise LinkError("pyserial is not installed: pip install pyserial") from None
+            serial = require("serial", "talking to a board over a serial port")
             try:
                 port = serial.serial_for_url(port, baudrate=baud, timeout=timeout)
             except (serial.SerialException, ValueError, OSError) as exc:
@@ -346,11 +346,11 @@ class Accelerator:
 def selftest(acc: Accelerator, *, tests: int = 20, max_dim: int = 24, seed: int = 0,
              progress: bool = True) -> list[dict]:
     """Random GEMMs on the device compared with :func:`sim.golden.tiled_gemm`; one record each."""
-    from tqdm import tqdm
+    from hw.cli import progress as progress_bar
     rng = np.random.default_rng(seed)
     lo, hi = acc.array.grid[0][0].operand_range
     records = []
-    for i in tqdm(range(tests), desc="selftest", unit="gemm", disable=not progress):
+    for i in progress_bar(range(tests), desc="selftest", unit="gemm", disable=not progress):
         m, k, n = (int(v) for v in rng.integers(1, max_dim + 1, 3))
         a = rng.integers(lo, hi + 1, (m, k))
         b = rng.integers(lo, hi + 1, (k, n))
@@ -363,8 +363,8 @@ def selftest(acc: Accelerator, *, tests: int = 20, max_dim: int = 24, seed: int 
     return records
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _parser() -> Parser:
+    p = Parser(
         prog="python -m boards.host",
         description="Drive the UART accelerator board: identify it or run a self-test of "
                     "random GEMMs against the bit-exact golden model (sim.golden.tiled_gemm).",
@@ -372,76 +372,79 @@ def _parser() -> argparse.ArgumentParser:
                "  python -m boards.host --port /dev/ttyUSB1 --identify\n"
                "  python -m boards.host --port /dev/ttyUSB1 --selftest --tests 50 --seed 1\n"
                "  python -m boards.host --port /dev/ttyUSB1 --baud 115200 --timeout 2 --selftest\n"
-               "  python -m boards.host --model 4x4:truncated4c --selftest   (Python device "
-               "model, no board)\n"
-               "exit status: 0 success, 1 self-test mismatch, 2 bad usage / port / timeout",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+               "  python -m boards.host --model 4x4 --mult truncated4c --selftest   (Python "
+               "device model, no board;\n      the old spelling --model 4x4:truncated4c works "
+               "too)\n"
+               "exit status: 0 success, 1 self-test mismatch, 2 bad usage / port / timeout\n\n"
+               + CONVENTIONS)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--port",
                        help="serial device or pyserial URL (iCEBreaker: the second FTDI "
                             "interface, e.g. /dev/ttyUSB1; ULX3S: /dev/ttyUSB0)")
-    where.add_argument("--model", metavar="RxC:MULT",
-                       help="talk to the pure-Python device model instead, e.g. "
-                            "2x2:exact or 4x4:truncated4c (8-bit signed, 32-bit wrap)")
-    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+    where.add_argument("--model", metavar="RxC[:MULT]",
+                       help="talk to the pure-Python device model instead, e.g. 2x2 or "
+                            "4x4:truncated4c (32-bit wrapping accumulators)")
+    p.add_argument("--mult", metavar="NAME", help="with --model: the multiplier (default exact)")
+    add_width(p)
+    add_signedness(p)
+    p.add_argument("--baud", type=integer(1, 100_000_000), default=DEFAULT_BAUD,
                    help=f"bit rate the bitstream was built for (default {DEFAULT_BAUD})")
-    p.add_argument("--timeout", type=float, default=1.0,
+    p.add_argument("--timeout", type=number(0, 3600, lo_open=True), default=1.0,
                    help="seconds of silence before a read gives up (default 1.0)")
-    p.add_argument("--retries", type=int, default=8, help="resends per request (default 8)")
+    p.add_argument("--retries", type=integer(0, 1000), default=8,
+                   help="resends per request (default 8)")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--identify", action="store_true", help="print the device's identity")
     what.add_argument("--selftest", action="store_true",
                       help="random GEMMs compared with the golden model")
-    p.add_argument("--tests", type=int, default=20, help="self-test GEMMs (default 20)")
-    p.add_argument("--max-dim", type=int, default=24,
+    p.add_argument("--tests", type=integer(1, 1_000_000), default=20,
+                   help="self-test GEMMs (default 20)")
+    p.add_argument("--max-dim", type=integer(1, 4096), default=24,
                    help="largest M, K, N of a self-test GEMM (default 24)")
-    p.add_argument("--seed", type=int, default=0, help="self-test random seed (default 0)")
+    add_seed(p, help="self-test random seed, 0..2^63-1 (default 0)")
     return p
 
 
-def _model_port(text: str):
+def _model_port(text: str, args):
     from .model import DeviceModel, ModelTransport
     shape, sep, mult = text.partition(":")
     rows, x, cols = shape.lower().partition("x")
-    if not (sep and x and rows.isdigit() and cols.isdigit()):
-        raise ValueError(f"--model wants ROWSxCOLS:MULT (e.g. 2x2:exact), not {text!r}")
-    array = ArrayModel.uniform(int(rows), int(cols), mult or "exact")
+    if not (x and rows.isdigit() and cols.isdigit() and len(rows) < 4 and len(cols) < 4):
+        raise UsageError(f"--model wants ROWSxCOLS[:MULT] (e.g. 2x2:exact), not {text[:40]!r}")
+    if mult and args.mult and mult != args.mult:
+        raise UsageError(f"--model {text} and --mult {args.mult} name two multipliers")
+    (signed,) = signedness_values(args)
+    array = ArrayModel.uniform(int(rows), int(cols), args.mult or mult or "exact",
+                               width=args.width, signed=signed)
     return ModelTransport(DeviceModel(array))
 
 
-def main(argv=None) -> int:
+def _main(argv) -> int:
     args = _parser().parse_args(argv)
-    if args.tests < 1 or args.max_dim < 1 or args.baud <= 0 or args.timeout <= 0 \
-            or args.retries < 0:
-        print("error: --tests, --max-dim, --baud and --timeout must be positive, --retries "
-              ">= 0", file=sys.stderr)
-        return 2
-    port = args.port
-    if args.model:
-        try:
-            port = _model_port(args.model)
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    try:
-        with Accelerator(port, baud=args.baud, timeout=args.timeout,
-                         retries=args.retries) as acc:
-            if args.identify:
-                for key, value in sorted(acc.info.items()):
-                    print(f"{key}: {value}")
-                return 0
-            records = selftest(acc, tests=args.tests, max_dim=args.max_dim, seed=args.seed)
-    except AcceleratorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.mult and not args.model:
+        raise UsageError("--mult goes with --model (a board reports its own multipliers)")
+    port = _model_port(args.model, args) if args.model else args.port
+    with Accelerator(port, baud=args.baud, timeout=args.timeout,
+                     retries=args.retries) as acc:
+        if args.identify:
+            for key, value in sorted(acc.info.items()):
+                print(f"{key}: {value}")
+            return 0
+        records = selftest(acc, tests=args.tests, max_dim=args.max_dim, seed=args.seed)
     bad = [r for r in records if not r["ok"]]
     total = sum(r["seconds"] for r in records)
     print(f"{len(records) - len(bad)}/{len(records)} GEMMs match the golden model "
           f"({total:.2f} s on the device link, {acc.stats['resends']} resends)")
     if bad:
-        print(f"error: mismatch in tests {[r['test'] for r in bad]}", file=sys.stderr)
+        print(f"python -m boards.host: mismatch in tests {[r['test'] for r in bad]}",
+              file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv=None) -> int:
+    """``python -m boards.host``; returns the exit status."""
+    return run_main("python -m boards.host", _main, argv)
 
 
 if __name__ == "__main__":

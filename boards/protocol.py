@@ -17,8 +17,10 @@ Frame format (both directions)::
   is read, which bounds how long a receiver can be misled by a false sync byte.
 * ``CRC`` is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection, no final
   XOR; check value 0x29B1 for ``b"123456789"``) over ``SEQ .. PAYLOAD``, sent most significant
-  byte first. It is what :func:`binascii.crc_hqx` computes with ``0xFFFF`` as start value; the
-  CRC of a whole frame after ``SYNC`` (CRC bytes included) is therefore 0.
+  byte first. It is what :func:`binascii.crc_hqx` computes with ``0xFFFF`` as start value (the
+  host side) and ``amaranth.lib.crc.catalog.CRC16_CCITT_FALSE`` (the gateware,
+  :data:`boards.engine.CRC`); the CRC of a whole frame after ``SYNC`` (CRC bytes included) is
+  therefore 0.
 
 The device answers every request it receives with a response that echoes ``SEQ``: ``OK`` with
 the command's result, or an error status with an empty payload. A frame with a wrong CRC, a
@@ -54,8 +56,8 @@ import struct
 import numpy as np
 
 __all__ = ["REQUEST_SYNC", "RESPONSE_SYNC", "HEADER_SIZE", "TRAILER_SIZE", "PROTOCOL_VERSION",
-           "Command", "Status", "ProtocolError", "crc16", "crc16_bitwise", "crc16_update_hw",
-           "encode_frame", "decode_frame", "FrameDecoder", "operand_bytes", "result_bytes",
+           "Command", "Status", "ProtocolError", "crc16", "crc16_bitwise", "encode_frame",
+           "decode_frame", "FrameDecoder", "operand_bytes", "result_bytes",
            "pack_values", "unpack_values", "identity", "parse_identity"]
 
 PROTOCOL_VERSION = 1
@@ -104,18 +106,6 @@ def crc16_bitwise(data: bytes, crc: int = CRC_INIT) -> int:
             feedback = ((crc >> 15) ^ (byte >> i)) & 1
             crc = ((crc << 1) & 0xFFFF) ^ (CRC_POLY if feedback else 0)
     return crc
-
-
-def crc16_update_hw(crc, byte):
-    """Amaranth expression: the CRC register after shifting in ``byte`` (8 bits, MSB first).
-
-    ``crc`` is a 16-bit value; the result is 16 bits of pure XOR logic (one byte per cycle).
-    """
-    from amaranth.hdl import Cat, Const, Mux
-    for i in range(7, -1, -1):
-        feedback = crc[15] ^ byte[i]
-        crc = Cat(Const(0, 1), crc[:15]) ^ Mux(feedback, CRC_POLY, 0)
-    return crc[:16]
 
 
 # -- frames -----------------------------------------------------------------------------------
@@ -257,7 +247,7 @@ def identity(array, *, max_m: int, max_payload: int, clk_hz: float | None = None
     info = {"protocol": PROTOCOL_VERSION, "rows": array.rows, "cols": array.cols,
             "width": array.operand_width, "signed": array.signed,
             "acc_width": array.acc_width, "overflow": array.overflow,
-            "dataflow": array.dataflow, "mults": [s.name for s in mults], "grid": grid,
+            "dataflow": array.dataflow, "mults": [s.portable_name for s in mults], "grid": grid,
             "max_m": max_m, "max_payload": max_payload}
     if clk_hz is not None:
         info["clk_hz"] = int(clk_hz)

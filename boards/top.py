@@ -15,6 +15,7 @@ from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.mac import quiet_on_error
 from hw.systolic import SystolicArray
 from sim.golden import ArrayModel
 
@@ -55,6 +56,7 @@ class AcceleratorTop(wiring.Component):
     error : Out(1)              the last response carried an error status
     """
 
+    @quiet_on_error
     def __init__(self, array: ArrayModel, *, divisor: int, max_m: int = DEFAULT_MAX_M,
                  timeout_cycles: int | None = None, pipeline: bool = False,
                  clk_hz: float | None = None, baud: int | None = None):
@@ -72,18 +74,25 @@ class AcceleratorTop(wiring.Component):
         self._pipeline = bool(pipeline)
         self._max_payload = max_payload_for(array.rows, array.cols, array.operand_width,
                                             self._max_m)
-        self._core = SystolicArray.from_model(array, pipeline=self._pipeline)
-        self._identity = identity(array, max_m=self._max_m, max_payload=self._max_payload,
-                                  clk_hz=clk_hz, baud=baud,
-                                  extra={"pipeline": self._pipeline,
-                                         "latency_cycles": self._core.latency})
-        # build the parts now so parameter errors surface at construction
-        self._rx = UARTRx(self._divisor)
-        self._tx = UARTTx(self._divisor)
-        self._engine = CommandEngine(rows=array.rows, cols=array.cols,
-                                     width=array.operand_width, acc_width=array.acc_width,
-                                     max_m=self._max_m, identity=self._identity,
-                                     timeout_cycles=self._timeout)
+        # build the parts now so parameter errors surface at construction; the parts of a
+        # rejected top are never elaborated, so Amaranth must not report them as unused
+        try:
+            self._core = SystolicArray.from_model(array, pipeline=self._pipeline)
+            self._identity = identity(array, max_m=self._max_m, max_payload=self._max_payload,
+                                      clk_hz=clk_hz, baud=baud,
+                                      extra={"pipeline": self._pipeline,
+                                             "latency_cycles": self._core.latency})
+            self._rx = UARTRx(self._divisor)
+            self._tx = UARTTx(self._divisor)
+            self._engine = CommandEngine(rows=array.rows, cols=array.cols,
+                                         width=array.operand_width, acc_width=array.acc_width,
+                                         max_m=self._max_m, identity=self._identity,
+                                         timeout_cycles=self._timeout)
+        except Exception:
+            for part in (getattr(self, name, None) for name in ("_core", "_rx", "_tx")):
+                if part is not None:
+                    part._MustUse__silence = True       # amaranth's MustUse opt-out flag
+            raise
         assert self._engine.max_payload == self._max_payload
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1),
                           "error": Out(1)})

@@ -1,9 +1,10 @@
 """A small 8N1 UART written for this project.
 
-``amaranth-stdio`` (which has a UART) is not released on PyPI, so the boards package carries its
-own: :class:`UARTTx` and :class:`UARTRx`, both clocked by the ``sync`` domain and parameterised by
-``divisor`` = clock cycles per bit (see :func:`baud_divisor`). Frames are 8N1: one start bit (0),
-eight data bits LSB first, one stop bit (1); the idle line is high.
+``amaranth-stdio`` (which has a UART) is not released on PyPI (only an empty placeholder,
+version 0), so the boards package carries its own: :class:`UARTTx` and :class:`UARTRx`, both
+clocked by the ``sync`` domain and parameterised by ``divisor`` = clock cycles per bit (see
+:func:`baud_divisor`). Frames are 8N1: one start bit (0), eight data bits LSB first, one stop
+bit (1); the idle line is high.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
+
+from hw.mac import quiet_on_error
 
 __all__ = ["MIN_DIVISOR", "baud_divisor", "UARTTx", "UARTRx"]
 
@@ -68,6 +71,7 @@ class UARTTx(wiring.Component):
         High while a frame is being shifted out.
     """
 
+    @quiet_on_error
     def __init__(self, divisor: int):
         self._divisor = _check_divisor(divisor)
         super().__init__({"i": In(stream.Signature(8)), "tx": Out(1, init=1),
@@ -116,6 +120,7 @@ class UARTRx(wiring.Component):
         One-cycle pulse on a framing error or an overrun.
     """
 
+    @quiet_on_error
     def __init__(self, divisor: int):
         self._divisor = _check_divisor(divisor)
         super().__init__({"rx": In(1, init=1), "o": Out(stream.Signature(8)),

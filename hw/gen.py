@@ -7,19 +7,23 @@ Library use: :func:`generate` returns the file texts and the manifest without to
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import hw.mult as mult_lib
+import hashlib
+
+from hw.cli import (CONVENTIONS, Parser, UsageError, add_force, add_out, add_signedness,
+                    add_width, integer, progress, run_main, signedness_values, split_mults)
+from hw.errors import ToolkitError
 from hw.mac import MAX_ACC_WIDTH, OVERFLOW_MODES
-from hw.manifest import array_manifest, dumps, multiplier_manifest, write_atomically
+from hw.manifest import array_manifest, dumps, multiplier_manifest
 from hw.mult import MultiplierError, extra_verilog_sources, parse
+from hw.outputs import check_file, write_files
 from hw.systolic import DATAFLOWS, MAX_DIM, SystolicArray, emit_array_verilog
 from hw.verilog import emit_verilog
-from tqdm import tqdm
 
 __all__ = ["GenError", "Generated", "parse_mult_list", "generate", "main"]
 
@@ -27,7 +31,7 @@ DEFAULT_OUT = "out"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class GenError(ValueError):
+class GenError(ToolkitError, ValueError):
     """Invalid generator arguments; the message is one user-facing line."""
 
 
@@ -51,21 +55,13 @@ class Generated:
         return self.files[f"{self.top}.v"]
 
 
-def parse_mult_list(text: str) -> list[str]:
-    """``"exact*2,truncated4"`` -> ``["exact", "exact", "truncated4"]`` (``NAME*K`` repeats)."""
-    names = []
-    for item in str(text).split(","):
-        item = item.strip()
-        name, star, count = item.rpartition("*") if "*" in item else (item, "", "")
-        if star:
-            if not count.isdigit() or int(count) < 1:
-                raise GenError(f"bad repetition {item!r} in --mult: write NAME*K with K >= 1")
-            names.extend([name.strip()] * int(count))
-        else:
-            names.append(name)
-    if any(not n for n in names):
-        raise GenError(f"empty multiplier name in --mult {text!r}")
-    return names
+def parse_mult_list(text) -> list[str]:
+    """``"exact*2,truncated4"`` -> ``["exact", "exact", "truncated4"]`` (the shared ``--mult``
+    grammar, :func:`hw.cli.split_mults`)."""
+    try:
+        return split_mults(text)
+    except UsageError as exc:
+        raise GenError(str(exc)) from None
 
 
 def _int(label: str, value) -> int:
@@ -82,6 +78,21 @@ def _top_name(name, default: str) -> str:
     return top
 
 
+def default_top_name(dataflow: str, rows: int, cols: int, specs, per: str = "all") -> str:
+    """``axm_<dataflow>_<R>x<C>_<multiplier>_<N><s|u>``: the multiplier's identifier
+    (:attr:`hw.mult.MultiplierSpec.ident`) for a uniform array, ``mixed_<8 hex digits>`` of
+    the per-row/per-column assignment otherwise, so arrays of different multipliers never
+    define modules of the same name."""
+    distinct = list(dict.fromkeys(specs))
+    first = distinct[0]
+    if len(distinct) == 1:
+        what = first.ident
+    else:
+        key = "|".join([per, *(s.portable_name for s in specs)])
+        what = f"mixed_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    return f"axm_{dataflow}_{rows}x{cols}_{what}_{first.width}{'s' if first.signed else 'u'}"
+
+
 def _with_extra_sources(verilog: str, specs) -> tuple[str, dict]:
     extra = extra_verilog_sources(specs)
     text = verilog + "".join(f"\n// ---- {fname} (imported multiplier source) ----\n{body}"
@@ -91,11 +102,13 @@ def _with_extra_sources(verilog: str, specs) -> tuple[str, dict]:
 
 def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, signed=True,
              dataflow="ws", acc_width=32, overflow="wrap", pipeline=False, name=None,
-             progress=None) -> Generated:
+             progress=None, check_outputs=None) -> Generated:
     """Build the design described by the ``python -m hw.gen`` options (``rows=None``: only the
     multiplier). Raises :class:`GenError` / :class:`hw.mult.MultiplierError` on bad input.
-    ``progress(stage)`` is called before each slow stage (Verilog, metrics)."""
+    ``progress(stage)`` is called before each slow stage (Verilog, metrics);
+    ``check_outputs(top)`` once the top module's name is known, before the slow part."""
     progress = progress or (lambda stage: None)
+    check_outputs = check_outputs or (lambda top: None)
     names = parse_mult_list(mult)
     width = _int("--width", width)
     if rows is None:
@@ -103,13 +116,13 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
             raise GenError("a multiplier-only run takes one --mult name (give --rows for an "
                            "array)")
         spec = parse(names[0], width=width, signed=signed)
-        safe = re.sub(r"[^A-Za-z0-9_]", "_", spec.name)[:60]
-        top = _top_name(name, f"axm_mult_{safe}_{spec.width}{'s' if spec.signed else 'u'}")
+        top = _top_name(name, f"axm_mult_{spec.ident}_{spec.width}{'s' if spec.signed else 'u'}")
+        check_outputs(top)
         design = emit_verilog(spec.circuit(), top)
         verilog, extra = _with_extra_sources(design, [spec])
-        arguments = {"mult": spec.name, "width": spec.width, "signed": spec.signed,
+        arguments = {"mult": spec.portable_name, "width": spec.width, "signed": spec.signed,
                      "name": top}
-        command = (f"python -m hw.gen --mult {spec.name} --width {spec.width} "
+        command = (f"python -m hw.gen --mult {spec.portable_name} --width {spec.width} "
                    f"--{'signed' if spec.signed else 'unsigned'} --name {top}")
         manifest = multiplier_manifest(spec, top=top, verilog_file=f"{top}.v",
                                        verilog_text=verilog, arguments=arguments,
@@ -129,7 +142,7 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
         raise GenError(f"unknown overflow mode {overflow!r}; choose wrap or saturate")
     acc_width = _int("--acc-width", acc_width)
     specs = {n: parse(n, width=width, signed=signed) for n in dict.fromkeys(names)}
-    canonical = [specs[n].name for n in names]
+    canonical = [specs[n].portable_name for n in names]
     product = next(iter(specs.values())).product_width
     if not product <= acc_width <= MAX_ACC_WIDTH:
         raise GenError(f"--acc-width {acc_width} must be in {product}..{MAX_ACC_WIDTH}: the "
@@ -151,7 +164,9 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
             grid = [[specs[names[r]]] * cols for r in range(rows)]
         else:
             grid = [[specs[names[c]] for c in range(cols)] for _ in range(rows)]
-    top = _top_name(name, f"axm_{dataflow}_{rows}x{cols}")
+    top = _top_name(name, default_top_name(dataflow, rows, cols, [specs[n] for n in names],
+                                           per))
+    check_outputs(top)
     array = SystolicArray(rows, cols, grid, dataflow=dataflow, acc_width=acc_width,
                           overflow=overflow, pipeline=pipeline)
     progress("Verilog")
@@ -207,98 +222,89 @@ Examples:
 Outputs: DIR/TOP.v (one Verilog file: top module TOP plus its PE/row/multiplier modules) and
 DIR/TOP.json (manifest: tool versions, arguments, ports with payload bit fields, latency and
 throughput in cycles, multiplier descriptions and error metrics). TOP defaults to
-axm_<dataflow>_<rows>x<cols> or axm_mult_<name>_<width><s|u>. Same arguments -> same bytes.
-Bad arguments: one-line error on stderr, exit status 2, nothing written.
+axm_<dataflow>_<R>x<C>_<multiplier>_<N><s|u> (mixed_<hash> for per-row/column lists) or
+axm_mult_<multiplier>_<N><s|u>; imported multipliers appear by file name and content hash,
+never by path. Same arguments -> same bytes. Existing outputs are replaced only when hw.gen
+wrote them (or with --force). Bad arguments: one-line error on stderr, exit status 2, nothing
+written.
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2 (argparse would print the usage first)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m hw.gen",
-                description="Generate a systolic GEMM array of (approximate) multipliers, or a "
-                            "single multiplier, as Verilog plus a JSON manifest.",
-                epilog=EPILOG.format(grammar=_grammar()),
-                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rows", type=int, metavar="R",
+def build_parser() -> Parser:
+    p = Parser(prog="python -m hw.gen",
+               description="Generate a systolic GEMM array of (approximate) multipliers, or a "
+                           "single multiplier, as Verilog plus a JSON manifest.",
+               epilog=EPILOG.format(grammar=_grammar()) + "\n" + CONVENTIONS)
+    p.add_argument("--rows", type=integer(1, MAX_DIM), metavar="R",
                    help=f"PE rows, 1..{MAX_DIM} (ws: the reduction depth K of one pass). "
                         "Without --rows only the multiplier is written.")
-    p.add_argument("--cols", type=int, metavar="C", help="PE columns, 1..64 (default: R)")
-    p.add_argument("--mult", default="exact", metavar="NAME[,NAME...]",
-                   help="multiplier name(s), see the grammar below (default: exact)")
+    p.add_argument("--cols", type=integer(1, MAX_DIM), metavar="C",
+                   help=f"PE columns, 1..{MAX_DIM} (default: R)")
+    p.add_argument("--mult", action="extend", nargs="+", metavar="LIST",
+                   help="multiplier name(s), NAME[,NAME...], NAME*K repeats; see the grammar "
+                        "below (default: exact)")
     p.add_argument("--mult-per", choices=("row", "col"),
                    help="with several --mult names: one per row or one per column")
-    p.add_argument("--width", type=int, default=8, metavar="N",
-                   help="operand width in bits, 4..16 (default: 8)")
-    sign = p.add_mutually_exclusive_group()
-    sign.add_argument("--signed", dest="signed", action="store_true", default=True,
-                      help="two's-complement operands (default)")
-    sign.add_argument("--unsigned", dest="signed", action="store_false",
-                      help="unsigned operands")
-    p.add_argument("--dataflow", metavar="ws|os",
+    add_width(p)
+    add_signedness(p)
+    p.add_argument("--dataflow", choices=DATAFLOWS,
                    help="ws: weight-stationary (TPU-like, default); os: output-stationary")
-    p.add_argument("--acc-width", type=int, metavar="A",
+    p.add_argument("--acc-width", type=integer(1, MAX_ACC_WIDTH), metavar="A",
                    help=f"accumulator width, 2N..{MAX_ACC_WIDTH} (default: 32)")
-    p.add_argument("--overflow", metavar="wrap|saturate",
+    p.add_argument("--overflow", choices=OVERFLOW_MODES,
                    help="accumulator overflow rule (default: wrap)")
     p.add_argument("--pipeline", action="store_true", default=None,
                    help="register each product before its adder (+1 cycle latency)")
     p.add_argument("--name", metavar="TOP", help="top module name (default: see below)")
-    p.add_argument("-o", "--out", default=DEFAULT_OUT, metavar="DIR",
-                   help=f"output directory, created if needed (default: {DEFAULT_OUT}/)")
+    add_out(p, default=DEFAULT_OUT, metavar="DIR",
+            help=f"output folder, created if needed (default: {DEFAULT_OUT}/)")
+    add_force(p)
     return p
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error already printed on one line
-        return exc.code if isinstance(exc.code, int) else 2
-    prog = parser.prog
+def _main(argv) -> int:
+    args = build_parser().parse_args(argv)
     array_only = {"--cols": args.cols, "--mult-per": args.mult_per, "--dataflow": args.dataflow,
                   "--acc-width": args.acc_width, "--overflow": args.overflow,
                   "--pipeline": args.pipeline}
-    # A progress bar on a terminal (tqdm stays silent otherwise); 64 x 64 takes ~20 s.
-    bar = tqdm(total=3, desc="hw.gen", disable=None, leave=False,
-               bar_format="{desc}: {n}/{total} {elapsed}")
+    (signed,) = signedness_values(args)
+    mult = args.mult or ["exact"]
+    out = Path(args.out)
 
-    def stage(name):
-        bar.set_description(f"hw.gen: {name}")
-        bar.update(1)
+    def check_outputs(top):          # before the slow part: refuse in well under a second
+        for ext in (".v", ".json"):
+            check_file(out / f"{top}{ext}", force=args.force)
 
-    try:
+    # A progress bar on a terminal (silent otherwise); 64 x 64 takes ~20 s.
+    with progress(total=3, desc="hw.gen", bar_format="{desc}: {n}/{total} {elapsed}") as bar:
+        def stage(name):
+            bar.set_description(f"hw.gen: {name}")
+            bar.update(1)
+
         if args.rows is None:
             given = [opt for opt, v in array_only.items() if v is not None]
             if given:
                 raise GenError(f"{', '.join(given)}: array options, but no --rows given")
-            result = generate(mult=args.mult, width=args.width, signed=args.signed,
-                              name=args.name)
+            result = generate(mult=mult, width=args.width, signed=signed, name=args.name,
+                              check_outputs=check_outputs)
         else:
-            result = generate(rows=args.rows, cols=args.cols, mult=args.mult,
-                              mult_per=args.mult_per, width=args.width, signed=args.signed,
+            result = generate(rows=args.rows, cols=args.cols, mult=mult,
+                              mult_per=args.mult_per, width=args.width, signed=signed,
                               dataflow=args.dataflow or "ws",
                               acc_width=32 if args.acc_width is None else args.acc_width,
                               overflow=args.overflow or "wrap", pipeline=bool(args.pipeline),
-                              name=args.name, progress=stage)
+                              name=args.name, progress=stage, check_outputs=check_outputs)
         stage("writing")
-        paths = write_atomically(Path(args.out), result.files)
-        error = None
-    except (GenError, MultiplierError, ValueError, TypeError) as exc:
-        error = str(exc)
-    except OSError as exc:
-        error = f"cannot write to {args.out}: {exc.strerror or exc}"
-    finally:
-        bar.close()
-    if error is not None:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
+        paths = write_files({out / fname: text for fname, text in result.files.items()},
+                            force=args.force)
     for path in paths:
         print(path)
     return 0
+
+
+def main(argv=None) -> int:
+    """``python -m hw.gen``; returns the exit status."""
+    return run_main("python -m hw.gen", _main, argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""JSON manifests written beside generated Verilog, and atomic writing of output files.
+"""JSON manifests written beside generated Verilog.
 
 A manifest is what tests, the host driver and reports read instead of guessing: tool versions,
 the generator arguments, the top module, every port (name, direction, width, meaning and payload
@@ -12,14 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from hw.mult import MultiplierSpec
 
 __all__ = ["FORMAT", "tool_info", "multiplier_entry", "metrics_for", "array_manifest",
-           "multiplier_manifest", "dumps", "write_atomically", "load_manifest"]
+           "multiplier_manifest", "dumps", "load_manifest"]
 
 FORMAT = "axmtoolkit-manifest/1"
 #: Operand widths up to this are characterised exhaustively; wider ones from seeded samples.
@@ -56,7 +54,7 @@ def metrics_for(spec: MultiplierSpec) -> dict:
 
 
 def multiplier_entry(spec: MultiplierSpec, **extra) -> dict:
-    return {"name": spec.name, "full_name": spec.full_name, "spec": spec.describe(),
+    return {"name": spec.portable_name, "full_name": spec.full_name, "spec": spec.describe(),
             "metrics": metrics_for(spec), **extra}
 
 
@@ -87,7 +85,8 @@ def array_manifest(array, *, top: str, verilog_file: str, verilog_text: str, arg
         if per == "all":
             where = "all PEs"
         else:
-            idx = [i for i, name in enumerate(assignment["names"]) if name == spec.name]
+            idx = [i for i, name in enumerate(assignment["names"])
+                   if name == spec.portable_name]
             where = f"{per}s {idx}"
         entries.append(multiplier_entry(spec, used_by=where))
     manifest.update({
@@ -120,7 +119,7 @@ def multiplier_manifest(spec: MultiplierSpec, *, top: str, verilog_file: str,
              "meaning": f"second operand ({kind}; the weight in arrays)"},
             {"name": "p", "direction": "output", "width": 2 * n,
              "meaning": f"approximate product ({kind}), bit-exact with "
-                        f"hw.mult.parse({spec.name!r}).model(a, b)"},
+                        f"hw.mult.parse({spec.portable_name!r}).model(a, b)"},
         ],
         "timing": {"latency_cycles": 0, "latency": "combinational (no clock)",
                    "throughput": {"products_per_cycle": 1}},
@@ -131,39 +130,6 @@ def multiplier_manifest(spec: MultiplierSpec, *, top: str, verilog_file: str,
 
 def dumps(manifest: dict) -> str:
     return json.dumps(manifest, indent=2, allow_nan=False) + "\n"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomically(out_dir: Path, files: dict[str, str]) -> list[Path]:
-    """Write ``{file name: text}`` into ``out_dir`` (created if needed): every file goes to a
-    temporary name first and is renamed only after all were written, so a failure leaves no
-    partial outputs. Raises ``OSError``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    temps, placed = [], []
-    try:
-        for name, text in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
-            temps.append((Path(tmp), out_dir / name))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600 files
-        for tmp, final in temps:
-            os.replace(tmp, final)
-            placed.append(final)
-    except BaseException:
-        for final in placed:  # all or nothing
-            final.unlink(missing_ok=True)
-        raise
-    finally:
-        for tmp, _ in temps:
-            tmp.unlink(missing_ok=True)
-    return [final for _, final in temps]
 
 
 def load_manifest(path) -> dict:

@@ -35,9 +35,13 @@ sum leaves the bottom of column ``c`` and is delayed ``cols-1-c`` cycles (output
 * Latency: ``rows + cols - 1 (+1 with pipeline)`` cycles from an ``acts`` transfer to the
   transfer of its result vector (``results.ready`` high).
 * Throughput: one activation vector per cycle in steady state, including across tiles when the
-  next tile's weights (``K_t`` transfers) were loaded in time: weight transfers are accepted from
-  ``rows + cols - 2`` cycles after the previous ``first`` vector entered (when the old shadow
-  plane has been swapped in everywhere) until the next ``first`` vector is accepted.
+  next tile's weights (``K_t`` transfers) were loaded in time. Weight-load window: the first
+  weight transfer of the next tile happens at the earliest ``W = rows + cols - 1`` cycles after
+  the transfer of the previous ``first`` vector (on the ``W``-th clock edge after it; counted
+  in cycles in which the array advances), when the old shadow plane has been swapped in
+  everywhere; weight transfers are then accepted until the next tile is complete, and that
+  tile's ``first`` vector can follow on the next cycle. So a tile of ``M`` vectors and the next
+  one's ``K_t`` weight rows overlap completely when ``M >= W + K_t``.
 * After reset every PE is inactive (results are 0) until a tile has been loaded and a ``first``
   vector accepted.
 
@@ -80,6 +84,16 @@ each column block ``n0`` and each ``K`` block ``k0`` (``rows`` deep), send the `
 (``first`` on the first one); add the result blocks of successive ``k0`` with the accumulator's
 overflow rule. The weights of the next block may be sent while the current vectors stream.
 
+Whole-GEMM cycles (:func:`gemm_cycles`, manifest ``timing.gemm_cycles``): clock edges from the
+first input transfer to the last result transfer when the host keeps every input stream valid
+in the order above and ``results.ready`` high. ws: the first tile's ``K_0`` weight rows take
+``K_0`` cycles, each later tile ``i`` starts ``max(M, W + K_i)`` cycles after the previous one
+(``M`` vectors, or the weight-load window plus its ``K_i`` weight rows), and the last vector's
+result arrives ``M - 1 + latency`` cycles after the last tile's first vector. os: tiles (``m0``
+outer, ``n0`` inner, ``K`` steps each) follow every ``max(K, rows)`` cycles; the last tile's
+``last`` step is transferred ``K - 1`` cycles after its first, and its ``rows`` results end
+``latency + rows - 1`` cycles later.
+
 Structure: ``rows`` :class:`WSRow`/:class:`OSRow` submodules of ``cols`` PEs each, plus the
 handshake, skew, deskew and control logic in the top. :func:`emit_array_verilog` writes every
 distinct PE and row once and instantiates them by name."""
@@ -89,8 +103,8 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 
-from amaranth.hdl import (Cat, ClockSignal, EnableInserter, Instance, Module, Mux, ResetSignal,
-                          Signal, signed, unsigned)
+from amaranth.hdl import (Cat, ClockSignal, Const, EnableInserter, Instance, Module, Mux,
+                          ResetSignal, Signal, signed, unsigned)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -98,7 +112,8 @@ from hw.mac import MultiplyAdd, check_mac_params, quiet_on_error
 from hw.mult import MultiplierSpec
 
 __all__ = ["DATAFLOWS", "MAX_DIM", "WSProcessingElement", "OSProcessingElement", "WSRow",
-           "OSRow", "SystolicArray", "emit_array_verilog"]
+           "OSRow", "SystolicArray", "emit_array_verilog", "gemm_cycles", "gemm_cycles_entry",
+           "GEMM_CYCLES"]
 
 DATAFLOWS = ("ws", "os")
 MAX_DIM = 64
@@ -107,6 +122,84 @@ MAX_DIM = 64
 def _lane(bits, index: int, width: int, shape):
     value = bits[index * width:(index + 1) * width]
     return value.as_signed() if shape.signed else value
+
+
+#: The whole-GEMM cycle count of :func:`gemm_cycles` as Python expressions (evaluated in order,
+#: with ``ceil``, ``min`` and ``max``) of ``M, K, N, rows, cols, pipeline`` (0 or 1); written
+#: into manifests as ``timing.gemm_cycles``.
+GEMM_CYCLES = {
+    "ws": {
+        "where": {"kb": "ceil(K / rows)", "nb": "ceil(N / cols)", "K0": "min(K, rows)",
+                  "Kr": "K - (kb - 1) * rows", "W": "rows + cols - 1",
+                  "L": "rows + cols - 1 + pipeline"},
+        "formula": "K0 + nb * (kb - 1) * max(M, W + rows) + nb * max(M, W + Kr) "
+                   "- max(M, W + K0) + M - 1 + L",
+    },
+    "os": {
+        "where": {"T": "ceil(M / rows) * ceil(N / cols)", "L": "rows + cols + pipeline"},
+        "formula": "(T - 1) * max(K, rows) + K - 1 + L + rows - 1",
+    },
+}
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def gemm_cycles(m: int, k: int, n: int, *, rows: int, cols: int, dataflow: str = "ws",
+                pipeline: bool = False) -> int:
+    """Clock cycles of the GEMM ``A (m x k) @ B (k x n)`` on a ``rows x cols`` array, host
+    protocol of the module docstring: clock edges from the first input transfer to the last
+    result transfer, inputs driven as fast as the array accepts them, ``results.ready`` high.
+
+    ws: tiles ``n0`` (outer) x ``k0`` (inner), ``K_i = min(rows, k - k0)`` weight rows and ``m``
+    vectors each; the first starts after its ``K_0`` weight rows, tile ``i > 0`` starts
+    ``max(m, W + K_i)`` cycles after tile ``i-1`` (``W = rows + cols - 1``, the weight-load
+    window), and the last result comes ``m - 1 + latency`` cycles after the last tile started.
+    os: ``ceil(m/rows) * ceil(n/cols)`` tiles of ``k`` steps, one every ``max(k, rows)``
+    cycles; the last one's results end ``k - 1 + latency + rows - 1`` cycles after it started.
+    (:data:`GEMM_CYCLES` is the same count as closed formulas.) Raises ``ValueError``.
+    """
+    for label, value in (("m", m), ("k", k), ("n", n), ("rows", rows), ("cols", cols)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"gemm_cycles: {label} must be a positive integer, not {value!r}")
+    if dataflow not in DATAFLOWS:
+        raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, not {dataflow!r}")
+    extra = 1 if pipeline else 0
+    if dataflow == "os":
+        tiles = _ceil_div(m, rows) * _ceil_div(n, cols)
+        return (tiles - 1) * max(k, rows) + (k - 1) + (rows + cols + extra) + (rows - 1)
+    window, latency = rows + cols - 1, rows + cols - 1 + extra
+    depths = [min(rows, k - k0) for _ in range(0, n, cols) for k0 in range(0, k, rows)]
+    start = depths[0]                                   # the first tile's weight rows
+    for depth in depths[1:]:
+        start += max(m, window + depth)
+    return start + m - 1 + latency
+
+
+def gemm_cycles_entry(rows: int, cols: int, dataflow: str, pipeline: bool) -> dict:
+    """The manifest entry ``timing.gemm_cycles`` of such an array: description, the formula of
+    :data:`GEMM_CYCLES` and the array's parameters."""
+    ws = dataflow == "ws"
+    protocol = ("tiles n0 (outer) x k0 (inner): K_t = min(rows, K - k0) weight rows, then "
+                "M vectors; the host adds the K-block results (no array cycles)" if ws else
+                "tiles m0 (outer) x n0 (inner): K steps each, rows result vectors each")
+    return {
+        "description": "whole GEMM A (M x K) @ B (K x N): clock edges from the first input "
+                       "transfer to the last result transfer, every input stream kept valid "
+                       "in host-protocol order and results.ready high; " + protocol,
+        "formula": GEMM_CYCLES[dataflow]["formula"],
+        "where": dict(GEMM_CYCLES[dataflow]["where"]),
+        "functions": "ceil: round up; min, max (Python expression syntax)",
+        "parameters": {"rows": rows, "cols": cols, "pipeline": int(bool(pipeline))},
+        "python": "hw.systolic.gemm_cycles(M, K, N, rows=, cols=, dataflow=, pipeline=)",
+    }
+
+
+def _equals(value, constant: int):
+    """``value == constant``; written ``~value.any()`` for 0, which Verilog lint takes without
+    a width warning (Yosys turns ``value == 0`` into ``!value``)."""
+    return ~value.any() if constant == 0 else value == constant
 
 
 def _delay(m: Module, value, cycles: int, name: str, *, reset_less: bool = True) -> list:
@@ -383,8 +476,9 @@ class SystolicArray(wiring.Component):
     Members (``ws``): ``weights`` In(stream), ``acts`` In(stream), ``results`` Out(stream).
     Members (``os``): ``operands`` In(stream), ``results`` Out(stream).
     Structure: ``rows`` :class:`WSRow`/:class:`OSRow` submodules plus the skew, deskew and
-    control logic in the top. For manifests: :attr:`latency`, :meth:`timing` (latency and
-    throughput in cycles) and :meth:`interface` (every Verilog port with its payload fields).
+    control logic in the top. For manifests: :attr:`latency`, :meth:`timing` (latency,
+    throughput, weight-load window and the whole-GEMM cycle formula), :meth:`gemm_cycles` and
+    :meth:`interface` (every Verilog port with its payload fields).
     """
 
     @quiet_on_error
@@ -485,11 +579,19 @@ class SystolicArray(wiring.Component):
                 "throughput": {"acts_per_cycle": 1, "results_per_cycle": 1},
                 "throughput_note": "one activation vector per cycle in steady state, also "
                                    "across tiles when the next tile's K_t weight rows have been "
-                                   "loaded before its first vector",
-                "weight_load_cycles": "K_t weight transfers per tile, accepted from "
-                                      f"{r + c - 2} cycles after the previous tile's first "
-                                      "vector entered (double-buffered shadow weights)",
-                "weight_load_window_cycles": r + c - 2,
+                                   "loaded before its first vector (tiles of M >= "
+                                   f"{r + c - 1} + K_t vectors)",
+                "weight_load_cycles": "K_t weight transfers per tile (double-buffered shadow "
+                                      "weights); the first one at the earliest "
+                                      f"{r + c - 1} cycles after the transfer of the previous "
+                                      "tile's first vector, the next tile's first vector at "
+                                      "the earliest 1 cycle after its last weight row",
+                "weight_load_window_cycles": r + c - 1,
+                "weight_load_window": "clock edges from the transfer of a tile's first vector "
+                                      "to the earliest transfer of the next tile's first "
+                                      "weight row (rows + cols - 1; counted in cycles in which "
+                                      "the array advances, i.e. results not stalled)",
+                "gemm_cycles": gemm_cycles_entry(r, c, "ws", self._pipeline),
             }
         return {
             "latency_cycles": self.latency,
@@ -500,7 +602,13 @@ class SystolicArray(wiring.Component):
             "throughput_note": f"a tile of K steps occupies max(K, {r}) cycles: a last step "
                                f"is accepted {r} cycles after the previous one at the earliest",
             "min_cycles_per_tile": r,
+            "gemm_cycles": gemm_cycles_entry(r, c, "os", self._pipeline),
         }
+
+    def gemm_cycles(self, m: int, k: int, n: int) -> int:
+        """:func:`gemm_cycles` of the GEMM ``(m x k) @ (k x n)`` on this array."""
+        return gemm_cycles(m, k, n, rows=self._rows, cols=self._cols, dataflow=self._dataflow,
+                           pipeline=self._pipeline)
 
     def interface(self) -> list[dict]:
         """Every top-level port: Verilog name, direction, width, meaning, payload fields."""
@@ -544,8 +652,8 @@ class SystolicArray(wiring.Component):
                 entries.append(entry)
             if port == "weights":
                 ready = ("weights transfer on this clock edge if valid is high; registered: "
-                         "low while a complete tile waits for its first vector and for "
-                         f"{r + c - 2} cycles after that vector entered")
+                         "low while a complete tile waits for its first vector and until "
+                         f"{r + c - 1} cycles after that vector's transfer")
             else:
                 flag = "first" if port == "acts" else "last"
                 ready = (f"{port} transfer on this clock edge if valid is high; combinational "
@@ -617,21 +725,26 @@ class SystolicArray(wiring.Component):
 
         # Weight loading into the PEs' shadow registers, independent of `advance`: row
         # `w_count` is written; `last` also deactivates every row below it.
-        w_count = Signal(range(n_rows), name="w_count")
+        # (A one-row array needs no row counter: every weight transfer completes the tile.)
+        w_count = Signal(range(n_rows), name="w_count") if n_rows > 1 else Const(0, 1)
         w_full = Signal(name="w_full")    # a complete shadow tile waits for its `first` vector
         busy = Signal(range(n_rows + cols), name="swap_busy")  # a swap is still travelling
         w_take = Signal()
         w_last = self.weights.payload.last
-        m.d.comb += [self.weights.ready.eq(~w_full & (busy == 0)),
+        m.d.comb += [self.weights.ready.eq(~w_full & ~busy.any()),
                      w_take.eq(self.weights.valid & self.weights.ready)]
         with m.If(w_take):
-            with m.If(w_last | (w_count == n_rows - 1)):
-                m.d.sync += [w_full.eq(1), w_count.eq(0)]
-            with m.Else():
-                m.d.sync += w_count.eq(w_count + 1)
+            if n_rows == 1:
+                m.d.sync += w_full.eq(1)
+            else:
+                with m.If(w_last | _equals(w_count, n_rows - 1)):
+                    m.d.sync += [w_full.eq(1), w_count.eq(0)]
+                with m.Else():
+                    m.d.sync += w_count.eq(w_count + 1)
         for r, row in enumerate(rows):
-            m.d.comb += [row.wr.eq(w_take & ((w_count == r) | ((w_count < r) & w_last))),
-                         row.wr_active.eq(w_count == r)]
+            here = _equals(w_count, r)
+            below_last = ((w_count < r) & w_last) if r else Const(0, 1)
+            m.d.comb += [row.wr.eq(w_take & (here | below_last)), row.wr_active.eq(here)]
             m.d.comb += [row.wr_weight[c].eq(_lane(self.weights.payload.data, c, n, op_shape))
                          for c in range(cols)]
 
@@ -668,15 +781,19 @@ class SystolicArray(wiring.Component):
         extra = 1 if self._pipeline else 0
         p = self.operands.payload
 
-        # A `last` step waits until `rows` cycles after the previous one (drain chain free).
-        hold = Signal(range(n_rows), name="hold")
+        # A `last` step waits until `rows` cycles after the previous one (drain chain free;
+        # with one row it never waits).
         accepted = Signal()
-        m.d.comb += [self.operands.ready.eq(advance & (~p.last | (hold == 0))),
-                     accepted.eq(self.operands.valid & self.operands.ready)]
-        with m.If(accepted & p.last):
-            m.d.sync += hold.eq(n_rows - 1)
-        with m.Elif(advance & (hold != 0)):
-            m.d.sync += hold.eq(hold - 1)
+        if n_rows > 1:
+            hold = Signal(range(n_rows), name="hold")
+            m.d.comb += self.operands.ready.eq(advance & (~p.last | ~hold.any()))
+            with m.If(accepted & p.last):
+                m.d.sync += hold.eq(n_rows - 1)
+            with m.Elif(advance & (hold != 0)):
+                m.d.sync += hold.eq(hold - 1)
+        else:
+            m.d.comb += self.operands.ready.eq(advance)
+        m.d.comb += accepted.eq(self.operands.valid & self.operands.ready)
 
         # PE (r, c) sees step t at t + r + c: a lane r delayed r, b lane c delayed c, valid and
         # last r + c. Column c's results are complete rows + c (+1) steps after the `last` step

@@ -22,6 +22,12 @@ Scenarios (names for ``check_arrays(..., scenarios=...)``):
 ``latency``      one vector (ws) / one tile (os) into an empty array; compares with manifest
 ``reset``        reset in the middle of a stream, then a fresh stream must be correct
 ``gemm``         a GEMM larger than the array, tiled as :func:`sim.golden.tiled_gemm` does
+``window``       (ws) the weight-load window: clock edges from a tile's first vector to the
+                 next tile's first weight transfer (waiting weights); compares with manifest
+``cycles``       whole GEMMs (:func:`cycle_shapes`, or the design's ``cycle_shapes``) driven
+                 as fast as the array accepts, no back-pressure: clock edges from the first
+                 input transfer to the last result transfer, compared with the manifest's
+                 ``gemm_cycles`` formula (:func:`manifest_gemm_cycles`); results checked too
 ``stream``       (benchmark, not in the default set) a long gap-free stream; reports the
                  simulator's cycles per second
 """
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,7 +45,8 @@ import numpy as np
 
 from sim.golden import ArrayModel, accumulate, tiled_gemm
 
-__all__ = ["SCENARIOS", "StreamCodec", "Program", "model_from_manifest", "pack", "unpack",
+__all__ = ["SCENARIOS", "StreamCodec", "Program", "model_from_manifest", "manifest_gemm_cycles",
+           "cycle_shapes", "pack", "unpack",
            "program", "ws_program", "os_program", "gemm_program", "random_tiles",
            "extreme_tiles", "overflow_tiles", "overflowed", "simulate_amaranth",
            "harness_verilog", "Harness", "prepare_harness", "run_harness", "check_arrays"]
@@ -103,6 +111,29 @@ def model_from_manifest(manifest: dict) -> ArrayModel:
     if per == "row":
         return ArrayModel.per_row(arr["rows"], arr["cols"], names, **kw)
     return ArrayModel.per_col(arr["rows"], arr["cols"], names, **kw)
+
+
+def manifest_gemm_cycles(entry: dict, m: int, k: int, n: int) -> int:
+    """A manifest's ``timing.gemm_cycles`` formula evaluated for ``(M, K, N)``: its ``where``
+    definitions in order, then ``formula`` (Python expressions with ``ceil``, ``min``, ``max``
+    over ``M, K, N`` and the entry's ``parameters``)."""
+    env = dict(entry["parameters"], M=m, K=k, N=n)
+    scope = {"__builtins__": {}, "ceil": math.ceil, "min": min, "max": max}
+    for name, expr in entry["where"].items():
+        env[name] = eval(expr, scope, dict(env))  # noqa: S307 - the toolkit's own manifest
+    value = eval(entry["formula"], scope, env)  # noqa: S307
+    if value != int(value):
+        raise ValueError(f"gemm_cycles formula gave a non-integer {value!r}")
+    return int(value)
+
+
+def cycle_shapes(model: ArrayModel) -> list[tuple[int, int, int]]:
+    """GEMM shapes ``(M, K, N)`` for the ``cycles`` scenario: a single product, K < rows with
+    a few vectors, ragged K and N blocks, ragged M (os), tiles long enough to hide the next
+    tile's weights (ws), N < cols."""
+    r, c = model.rows, model.cols
+    return [(1, 1, 1), (2, max(1, r - 1), c), (3, 2 * r + 1, c + 1),
+            (2 * r + c + 2, r, max(1, 2 * c - 1)), (2 * r + 1, r + 2, max(1, c - 1))]
 
 
 # -- programs ----------------------------------------------------------------------------------
@@ -310,10 +341,13 @@ def gemm_program(model: ArrayModel, codecs: dict, a, b, rng):
 
 # -- Amaranth simulation of the component itself -------------------------------------------------
 def simulate_amaranth(array, prog: Program, *, seed: int = 0, p_gap: float = 0.0,
-                      p_stall: float = 0.0, max_cycles: int = 20_000) -> list[int]:
+                      p_stall: float = 0.0, max_cycles: int = 20_000,
+                      record: dict | None = None) -> list[int]:
     """Run ``prog`` through ``array`` (a :class:`hw.systolic.SystolicArray`, elaborated
     directly: no shared PE modules) in Amaranth's simulator, with the same stream discipline
-    as the cocotb testbench; return the result payload words in arrival order."""
+    as the cocotb testbench; return the result payload words in arrival order. ``record``
+    (a dict) receives the clock-edge numbers of the transfers: ``record[stream]`` for each
+    input stream and ``record["results"]``."""
     import random
 
     from amaranth.sim import Simulator
@@ -321,11 +355,14 @@ def simulate_amaranth(array, prog: Program, *, seed: int = 0, p_gap: float = 0.0
     rng = random.Random(seed)
     streams = {name: getattr(array, name) for name in prog.inputs}
     words = []
+    record = {} if record is None else record
+    for name in [*streams, "results"]:
+        record[name] = []
 
     async def bench(ctx):
         idx = {n: 0 for n in streams}
         holding = {n: False for n in streams}
-        for _ in range(max_cycles):
+        for cycle in range(max_cycles):
             if all(idx[n] >= len(prog.inputs[n]) for n in streams) and \
                     len(words) >= len(prog.expected):
                 return
@@ -343,8 +380,10 @@ def simulate_amaranth(array, prog: Program, *, seed: int = 0, p_gap: float = 0.0
                 if driven[n] and ctx.get(port.ready):
                     idx[n] += 1
                     holding[n] = False
+                    record[n].append(cycle)
             if ready and ctx.get(array.results.valid):
                 words.append(ctx.get(array.results.payload))
+                record["results"].append(cycle)
             await ctx.tick()
         raise TimeoutError(f"no result after {max_cycles} cycles")
 
@@ -385,23 +424,28 @@ class Harness:
 def prepare_harness(designs: list[dict], workdir: Path, *, seed: int = 1,
                     scenarios=SCENARIOS) -> Harness:
     """Generate ``designs`` (each a dict of :func:`hw.gen.generate` keyword arguments, plus
-    optional ``"scenarios"``, ``"gemm"`` (M, K, N) and ``"stream_length"`` keys) and write one
-    harness file."""
+    optional ``"scenarios"``, ``"gemm"`` (M, K, N), ``"cycle_shapes"`` (list of (M, K, N)) and
+    ``"stream_length"`` keys) and write one harness file."""
     from hw.gen import generate
+    from hw.sources import merge_sources
 
-    texts, units, unit_cfg, extra = [], [], [], {}
+    texts, units, unit_cfg, gens = [], [], [], []
     for i, design in enumerate(designs):
         args = {k: v for k, v in design.items()
-                if k not in ("scenarios", "gemm", "stream_length")}
+                if k not in ("scenarios", "gemm", "cycle_shapes", "stream_length")}
         gen = generate(**args, name=f"u{i}_{design.get('dataflow', 'ws')}")
         texts.append(gen.design_verilog)
-        extra.update(gen.extra_sources)  # imported multipliers: each module once
+        gens.append(gen)
         units.append((f"u{i}", gen.manifest))
         unit_cfg.append({"prefix": f"u{i}", "manifest": gen.manifest,
                          "scenarios": list(design.get("scenarios", scenarios)),
                          "gemm": design.get("gemm"), "seed": seed + 1000 * i,
+                         "cycle_shapes": design.get("cycle_shapes"),
                          "stream_length": design.get("stream_length", 2000)})
-    verilog = "".join(texts) + "".join(extra[f] for f in sorted(extra)) + \
+    # Designs may bring netlists that define the same helper modules: each module once,
+    # differing ones of the same name renamed (hw.sources.merge_sources).
+    extra = merge_sources(sorted({item for g in gens for item in g.extra_sources.items()}))
+    verilog = "".join(texts) + "".join(extra.values()) + \
         harness_verilog(units)
     key = hashlib.sha256(verilog.encode()).hexdigest()[:12]
     workdir = Path(workdir)
@@ -411,9 +455,10 @@ def prepare_harness(designs: list[dict], workdir: Path, *, seed: int = 1,
     return Harness(src, unit_cfg, key)
 
 
-def run_harness(harness: Harness, simulator: str, workdir: Path) -> dict:
+def run_harness(harness: Harness, simulator: str, workdir: Path, waves=None) -> dict:
     """Run the testbench on ``simulator``; return its report (``passed``, ``mismatches``,
-    ``errors``, ``units`` with per-scenario results and measured latency/throughput)."""
+    ``errors``, ``units`` with per-scenario results and measured latency/throughput).
+    ``waves``: see :func:`sim.tb.runner.run_cocotb`."""
     from .tb.runner import run_cocotb
 
     build = Path(workdir) / f"{simulator}-{harness.key}"
@@ -427,7 +472,8 @@ def run_harness(harness: Harness, simulator: str, workdir: Path) -> dict:
     try:
         report = run_cocotb(simulator, sources=[harness.source], toplevel="array_harness",
                             test_module="tb_array", build_dir=build,
-                            config={"units": harness.units}, extra_build_args=extra)
+                            config={"units": harness.units}, extra_build_args=extra,
+                            waves=waves)
     finally:
         if saved is None:
             os.environ.pop("CXXFLAGS", None)

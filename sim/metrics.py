@@ -33,6 +33,8 @@ __all__ = ["Metrics", "characterize", "operand_histogram", "FIELDS", "EXHAUSTIVE
 
 EXHAUSTIVE_PAIRS = 1 << 24
 CHUNK_PAIRS = 1 << 22          # ~4M pairs per chunk: a few int64/float64 arrays, < 300 MB
+#: Up to this many sampled pairs are drawn in one call (as before chunked sampling existed).
+SAMPLE_AT_ONCE = 1 << 24
 FIELDS = ("me", "mae", "mse", "var", "wce", "ep", "mre", "wcre", "nmed")
 
 
@@ -62,20 +64,27 @@ class Metrics:
 def operand_histogram(spec: MultiplierSpec, values_or_weights) -> np.ndarray:
     """Weights over ``spec.operand_values()`` from either a histogram (length ``2**N``, already
     aligned with the operand values) or an array of operand samples."""
-    arr = np.asarray(values_or_weights)
+    try:
+        arr = np.asarray(values_or_weights)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise MultiplierError(f"an operand distribution must be numbers ({exc})") from None
     n_values = 1 << spec.width
     if arr.ndim != 1 or arr.size == 0:
         raise MultiplierError("an operand distribution must be a non-empty 1-D array")
+    if arr.dtype.kind not in "iuf" and arr.dtype != np.bool_:
+        raise MultiplierError(f"an operand distribution must be numbers, not {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise MultiplierError("an operand distribution must not hold NaN or infinite values")
     if arr.size == n_values and np.issubdtype(arr.dtype, np.floating):
         weights = arr.astype(np.float64)
     else:
-        if not np.all(np.equal(np.mod(arr, 1), 0)):
+        if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
             raise MultiplierError("operand samples must be integers (or give a float histogram "
                                   f"of length {n_values})")
-        samples = arr.astype(np.int64)
         lo, hi = spec.operand_range
-        if samples.min() < lo or samples.max() > hi:
+        if arr.min() < lo or arr.max() > hi:
             raise MultiplierError(f"operand samples outside {lo}..{hi} for {spec.full_name}")
+        samples = arr.astype(np.int64)
         weights = np.bincount(samples - lo, minlength=n_values).astype(np.float64)
     if np.any(weights < 0) or weights.sum() <= 0:
         raise MultiplierError("operand weights must be non-negative with a positive sum")
@@ -147,20 +156,31 @@ def characterize(spec: MultiplierSpec, *, dist_a=None, dist_b=None, sample: int 
         if sample < 1:
             raise MultiplierError(f"sample size must be positive, not {sample}")
         rng = np.random.default_rng(seed)
-        a = rng.choice(values, size=sample, p=wa)
-        b = rng.choice(values, size=sample, p=wb)
-        for lo in range(0, sample, CHUNK_PAIRS):
-            ca, cb = a[lo:lo + CHUNK_PAIRS], b[lo:lo + CHUNK_PAIRS]
-            acc.add(ca * cb, spec.model(ca, cb))
+        if sample <= SAMPLE_AT_ONCE:     # all pairs drawn at once (the figures of earlier runs)
+            a = rng.choice(values, size=sample, p=wa)
+            b = rng.choice(values, size=sample, p=wb)
+            for lo in range(0, sample, CHUNK_PAIRS):
+                ca, cb = a[lo:lo + CHUNK_PAIRS], b[lo:lo + CHUNK_PAIRS]
+                acc.add(ca * cb, spec.model(ca, cb))
+        else:                            # drawn chunk by chunk: memory stays bounded
+            from hw.cli import progress as progress_bar
+            with progress_bar(total=sample, unit="pair", unit_scale=True, desc=spec.full_name,
+                              disable=not progress) as bar:
+                for lo in range(0, sample, CHUNK_PAIRS):
+                    size = min(CHUNK_PAIRS, sample - lo)
+                    ca = rng.choice(values, size=size, p=wa)
+                    cb = rng.choice(values, size=size, p=wb)
+                    acc.add(ca * cb, spec.model(ca, cb))
+                    bar.update(size)
         method = f"sampled {sample} pairs (seed {seed}" + (", weighted)" if weighted else ")")
     else:
         rows_per_chunk = max(1, CHUNK_PAIRS // n_values)
         starts = range(0, n_values, rows_per_chunk)
         bar = None
         if progress and len(starts) > 1:
-            from tqdm import tqdm
-            bar = tqdm(total=n_values * n_values, unit="pair", unit_scale=True,
-                       desc=spec.full_name, leave=False)
+            from hw.cli import progress as progress_bar
+            bar = progress_bar(total=n_values * n_values, unit="pair", unit_scale=True,
+                               desc=spec.full_name)
         for lo in starts:
             ra = values[lo:lo + rows_per_chunk]
             a = np.repeat(ra, n_values)
@@ -177,7 +197,7 @@ def characterize(spec: MultiplierSpec, *, dist_a=None, dist_b=None, sample: int 
     mae = acc.wae / acc.w
     lo, hi = spec.operand_range
     max_product = max(abs(lo * lo), abs(hi * hi), abs(lo * hi))
-    return Metrics(name=spec.name, width=spec.width, signed=spec.signed, me=me, mae=mae, mse=mse,
+    return Metrics(name=spec.portable_name, width=spec.width, signed=spec.signed, me=me, mae=mae, mse=mse,
                    var=max(mse - me * me, 0.0), wce=acc.wce, ep=acc.wnz_err / acc.w,
                    mre=acc.wrel / acc.w_rel if acc.w_rel else math.nan, wcre=acc.wcre,
                    nmed=mae / max_product, pairs=acc.pairs, method=method)

@@ -8,6 +8,12 @@ across their limits (wrap and saturate), back-to-back tiles with the transfer ra
 latency measured, reset in the middle of a stream, tiled GEMMs larger than the array; both
 dataflows, shapes 1x1, 1xC, Rx1, non-square and 16x16, uniform and heterogeneous multipliers.
 
+Cycle counts measured in the simulators (clock edges between transfers, inputs driven as fast as
+the array accepts them): the ws weight-load window and whole GEMMs of many shapes (ragged
+tiles, K < rows, small M, long tiles that hide the next weights), each compared with the
+manifest's numbers and formula (the testbench) and here with the published ``rows + cols - 1``
+window and :func:`hw.systolic.gemm_cycles`.
+
 Without a simulator: the Amaranth component itself (elaborated directly, as board builds use
 it) in Amaranth's simulator, and parameter validation.
 """
@@ -16,43 +22,53 @@ import numpy as np
 import pytest
 
 from hw.mult import parse
-from hw.systolic import SystolicArray
-from sim.arraycheck import (StreamCodec, overflow_tiles, overflowed, prepare_harness, program,
-                            random_tiles, run_harness, simulate_amaranth)
+from hw.systolic import SystolicArray, gemm_cycles, gemm_cycles_entry
+from sim.arraycheck import (StreamCodec, cycle_shapes, gemm_program, manifest_gemm_cycles,
+                            overflow_tiles, overflowed, prepare_harness, program, random_tiles,
+                            run_harness, simulate_amaranth)
 from sim.golden import ArrayModel
 from sim.tb.runner import SIMULATORS, why_unavailable
 
 ALL = ["random", "extremes", "overflow", "back_to_back", "latency", "reset", "gemm"]
 HETERO = "exact,truncated4c,bam2_6"   # the last two have mult(0, 0) != 0: padding must not leak
 
+# ws 4x3: W = 6, so tiles of M >= 6 + K_t vectors hide the next weights: (10, 8, 3) is the
+# boundary, (9, 8, 3) one vector short of it; K < rows, ragged K and N, M = 1.
+WS_SHAPES = [(1, 1, 1), (1, 4, 3), (2, 3, 2), (5, 9, 7), (20, 8, 6), (3, 13, 4), (12, 2, 1),
+             (10, 8, 3), (9, 8, 3)]
+# os 4x3: K < rows (drain-paced tiles), K = rows, K > rows, ragged M and N, M = 1.
+OS_SHAPES = [(1, 1, 1), (4, 4, 3), (5, 2, 7), (13, 9, 3), (8, 3, 6), (1, 12, 1)]
+
 DESIGNS = [
     # weight-stationary
-    dict(rows=4, cols=3, mult=HETERO, mult_per="col",
-         scenarios=["random", "extremes", "back_to_back", "latency", "reset", "gemm"]),
+    dict(rows=4, cols=3, mult=HETERO, mult_per="col", cycle_shapes=WS_SHAPES,
+         scenarios=["random", "extremes", "back_to_back", "latency", "reset", "gemm", "window",
+                    "cycles"]),
     dict(rows=4, cols=4, mult="drum4", acc_width=16, overflow="saturate", pipeline=True,
-         scenarios=["random", "overflow", "latency", "back_to_back"]),
+         scenarios=["random", "overflow", "latency", "back_to_back", "window", "cycles"]),
     dict(rows=3, cols=5, mult="exact,perforated2,mitchell", mult_per="row", signed=False,
          acc_width=16, scenarios=["random", "extremes", "overflow", "latency"]),
     dict(rows=1, cols=1, mult="truncated4c",
-         scenarios=["random", "extremes", "back_to_back", "latency", "reset"]),
+         scenarios=["random", "extremes", "back_to_back", "latency", "reset", "window",
+                    "cycles"]),
     dict(rows=1, cols=5, mult="kulkarni", width=4, signed=False, acc_width=8, pipeline=True,
-         scenarios=["random", "overflow", "back_to_back", "latency"]),
+         scenarios=["random", "overflow", "back_to_back", "latency", "cycles"]),
     dict(rows=5, cols=1, mult="exact,etm4,roba,drum3,truncated7c", mult_per="row",
-         acc_width=17, scenarios=["random", "overflow", "latency", "back_to_back"]),
+         acc_width=17, scenarios=["random", "overflow", "latency", "back_to_back", "window"]),
     dict(rows=16, cols=16, mult="exact", gemm=(40, 37, 29),
-         scenarios=["random", "back_to_back", "latency", "gemm"]),
+         scenarios=["random", "back_to_back", "latency", "window", "cycles", "gemm"]),
     # output-stationary
     dict(rows=4, cols=3, mult=HETERO, mult_per="col", dataflow="os", acc_width=20,
-         gemm=(13, 20, 10), scenarios=ALL),
+         gemm=(13, 20, 10), cycle_shapes=OS_SHAPES, scenarios=ALL + ["cycles"]),
     dict(rows=3, cols=4, mult="exact,drum4,perforated2_2", mult_per="row", dataflow="os",
          acc_width=18, overflow="saturate", pipeline=True,
-         scenarios=["random", "overflow", "back_to_back", "latency"]),
+         scenarios=["random", "overflow", "back_to_back", "latency", "cycles"]),
     dict(rows=1, cols=1, mult="exact", signed=False, acc_width=16, dataflow="os",
-         scenarios=["random", "overflow", "back_to_back", "latency", "reset"]),
+         scenarios=["random", "overflow", "back_to_back", "latency", "reset", "cycles"]),
     dict(rows=1, cols=4, mult="etm4", width=12, acc_width=28, dataflow="os",
          scenarios=["random", "extremes", "back_to_back", "latency"]),
     dict(rows=4, cols=1, mult="mitchell", pipeline=True, dataflow="os",
-         scenarios=["random", "back_to_back", "latency"]),
+         scenarios=["random", "back_to_back", "latency", "cycles"]),
 ]
 
 
@@ -62,13 +78,17 @@ def harness(tmp_path_factory):
     return prepare_harness(DESIGNS, tmp_path_factory.mktemp("arrays"))
 
 
-@pytest.mark.rtl
-@pytest.mark.parametrize("simulator", SIMULATORS)
-def test_arrays_match_golden_model(harness, simulator, tmp_path):
-    reason = why_unavailable(simulator)
+@pytest.fixture(scope="module", params=SIMULATORS)
+def report(request, harness, tmp_path_factory):
+    """One build and run of the whole harness per simulator."""
+    reason = why_unavailable(request.param)
     if reason:
         pytest.skip(reason)
-    report = run_harness(harness, simulator, tmp_path)
+    return run_harness(harness, request.param, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.mark.rtl
+def test_arrays_match_golden_model(report):
     assert report["passed"], (report["errors"][:5], report["mismatches"][:3])
     assert len(report["units"]) == len(DESIGNS)
     for design, unit in zip(DESIGNS, report["units"]):
@@ -100,6 +120,52 @@ def test_arrays_match_golden_model(harness, simulator, tmp_path):
     assert big and big[0]["results"][-1]["gemm"] == "40x37 @ 37x29"
 
 
+def _scenario(unit, name):
+    return {r["scenario"]: r for r in unit["results"]}.get(name)
+
+
+@pytest.mark.rtl
+def test_weight_load_window_measured(report):
+    """The next tile's first weight row is accepted rows + cols - 1 cycles after the previous
+    first vector (what the docstring and the manifest state), for full and ragged tiles."""
+    seen = 0
+    for design, unit in zip(DESIGNS, report["units"]):
+        res = _scenario(unit, "window")
+        if res is None:
+            continue
+        rows, cols = design["rows"], design.get("cols", design["rows"])
+        assert len(res["windows"]) == 3, unit["top"]
+        assert {w["cycles"] for w in res["windows"]} == {rows + cols - 1}, (unit["top"], res)
+        seen += 1
+    assert seen >= 4
+    assert report["passed"], (report["errors"][:5], report["mismatches"][:3])
+
+
+@pytest.mark.rtl
+def test_whole_gemm_cycles_measured(report, harness):
+    """Measured whole-GEMM cycles equal hw.systolic.gemm_cycles and the manifest's formula,
+    for both dataflows, with and without pipeline, on every shape that was run."""
+    seen = {}
+    for design, cfg, unit in zip(DESIGNS, harness.units, report["units"]):
+        res = _scenario(unit, "cycles")
+        if res is None:
+            continue
+        rows, cols = design["rows"], design.get("cols", design["rows"])
+        dataflow, pipeline = design.get("dataflow", "ws"), bool(design.get("pipeline"))
+        shapes = design.get("cycle_shapes") or cycle_shapes(
+            ArrayModel.uniform(rows, cols, "exact", dataflow=dataflow))
+        assert [tuple(g["shape"]) for g in res["gemm_cycles"]] == [tuple(s) for s in shapes]
+        entry = cfg["manifest"]["timing"]["gemm_cycles"]
+        for g in res["gemm_cycles"]:
+            m, k, n = g["shape"]
+            assert g["cycles"] == gemm_cycles(m, k, n, rows=rows, cols=cols, dataflow=dataflow,
+                                              pipeline=pipeline), (unit["top"], g)
+            assert g["cycles"] == manifest_gemm_cycles(entry, m, k, n), (unit["top"], g)
+        seen[(dataflow, pipeline)] = seen.get((dataflow, pipeline), 0) + len(shapes)
+    assert set(seen) == {("ws", False), ("ws", True), ("os", False), ("os", True)}
+    assert report["passed"], (report["errors"][:5], report["mismatches"][:3])
+
+
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 def test_component_in_amaranth_simulator(dataflow):
     """The component as Amaranth elaborates it (what board builds use), not the shared-module
@@ -117,6 +183,56 @@ def test_component_in_amaranth_simulator(dataflow):
     got = np.array([codecs["results"].decode(w) for w in words])
     assert got.shape == (len(prog.expected), 4)
     assert np.array_equal(got, np.array(prog.expected))
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_cycles_in_amaranth_simulator(dataflow, pipeline):
+    """Without Verilator/Icarus: the weight-load window and whole-GEMM cycles of the component
+    elaborated directly, measured in Amaranth's simulator (clock edges between transfers)."""
+    rows, cols = 3, 2
+    model = ArrayModel.uniform(rows, cols, "truncated4c", dataflow=dataflow)
+    array = SystolicArray.from_model(model, pipeline=pipeline)
+    codecs = {p["name"].split("__")[0]: StreamCodec(p)
+              for p in array.interface() if p["name"].endswith("__payload")}
+    entry = array.timing()["gemm_cycles"]
+    rng = np.random.default_rng(5)
+    for m, k, n in [(1, 1, 1), (2, 2, 2), (4, 7, 3), (9, 3, 1), (2, 5, 5)]:
+        a = rng.integers(-128, 128, size=(m, k))
+        b = rng.integers(-128, 128, size=(k, n))
+        prog, assemble, want = gemm_program(model, codecs, a, b, rng)
+        record = {}
+        words = simulate_amaranth(array, prog, record=record)
+        assert np.array_equal(assemble([codecs["results"].decode(w) for w in words]), want)
+        measured = record["results"][-1] - min(c[0] for c in record.values() if c)
+        assert measured == array.gemm_cycles(m, k, n) == manifest_gemm_cycles(entry, m, k, n)
+    if dataflow == "ws":  # tile 1's waiting weights: first one rows + cols - 1 edges later
+        prog = program(model, codecs, random_tiles(model, rng, 2, max_m=1, full=True), rng)
+        record = {}
+        simulate_amaranth(array, prog, record=record)
+        assert record["weights"][rows] - record["acts"][0] == rows + cols - 1 == \
+            array.timing()["weight_load_window_cycles"]
+
+
+def test_gemm_cycles_formula_and_function_agree():
+    """The manifest's closed formula (hw.systolic.GEMM_CYCLES) and the tile-by-tile sum of
+    hw.systolic.gemm_cycles count the same cycles, over many shapes and arrays."""
+    for rows, cols in [(1, 1), (1, 4), (4, 1), (3, 5), (8, 8), (16, 16)]:
+        for dataflow in ("ws", "os"):
+            for pipeline in (False, True):
+                entry = gemm_cycles_entry(rows, cols, dataflow, pipeline)
+                assert entry["parameters"] == {"rows": rows, "cols": cols,
+                                               "pipeline": int(pipeline)}
+                for m in (1, 2, rows, rows + 1, 3 * rows + cols + 5):
+                    for k in (1, rows - 1 or 1, rows, 2 * rows + 1, 40):
+                        for n in (1, cols, cols + 1, 3 * cols):
+                            assert manifest_gemm_cycles(entry, m, k, n) == gemm_cycles(
+                                m, k, n, rows=rows, cols=cols, dataflow=dataflow,
+                                pipeline=pipeline), (rows, cols, dataflow, pipeline, m, k, n)
+    with pytest.raises(ValueError, match="m must be a positive integer"):
+        gemm_cycles(0, 1, 1, rows=2, cols=2)
+    with pytest.raises(ValueError, match="dataflow"):
+        gemm_cycles(1, 1, 1, rows=2, cols=2, dataflow="rs")
 
 
 def test_array_parameter_errors():

@@ -4,14 +4,14 @@ import binascii
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
+from boards.engine import CRC
 from boards.faults import FAULT_KINDS, FaultInjector
 from boards.model import DeviceModel
 from boards.protocol import (REQUEST_SYNC, RESPONSE_SYNC, Command, FrameDecoder, ProtocolError,
-                             Status, crc16, crc16_bitwise, crc16_update_hw, decode_frame,
-                             encode_frame, pack_values, parse_identity, unpack_values)
+                             Status, crc16, crc16_bitwise, decode_frame, encode_frame,
+                             pack_values, parse_identity, unpack_values)
 from sim.golden import ArrayModel
 
 
@@ -20,6 +20,8 @@ def test_crc_published_check_value():
     assert crc16(b"123456789") == 0x29B1
     assert crc16_bitwise(b"123456789") == 0x29B1
     assert binascii.crc_hqx(b"123456789", 0xFFFF) == 0x29B1
+    assert CRC.compute(b"123456789") == 0x29B1        # the gateware's parameters
+    assert CRC.residue() == 0                          # whole frame after SYNC: CRC 0
 
 
 def test_crc_bitwise_equals_crc_hqx_on_random_data():
@@ -27,31 +29,41 @@ def test_crc_bitwise_equals_crc_hqx_on_random_data():
     for n in (0, 1, 2, 7, 64, 300):
         data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
         assert crc16_bitwise(data) == binascii.crc_hqx(data, 0xFFFF)
+        assert CRC.compute(data) == binascii.crc_hqx(data, 0xFFFF)
 
 
-def test_gateware_crc_step_equals_crc_hqx():
-    crc_in, byte = Signal(16), Signal(8)
-    crc_out = Signal(16)
-    m = Module()
-    m.d.comb += crc_out.eq(crc16_update_hw(crc_in, byte))
-    data = b"123456789" + np.random.default_rng(1).integers(0, 256, 200, dtype=np.uint8).tobytes()
-    result = {}
+def test_gateware_crc_equals_crc_hqx():
+    """The gateware CRC processor in Amaranth's simulator: empty frame, every single byte,
+    the check string and random frames, with idle cycles between bytes and a restart (``start``
+    together with the first byte) on every other frame."""
+    rng = np.random.default_rng(1)
+    frames = [b"", b"123456789"] + [bytes([b]) for b in range(256)] + [
+        rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (2, 3, 17, 64, 300)]
+    dut = CRC.create()
+    got = []
 
     async def tb(ctx):
-        crc = 0xFFFF
-        for i, b in enumerate(data):
-            ctx.set(crc_in, crc)
-            ctx.set(byte, b)
-            crc = ctx.get(crc_out)
-            if i == 8:
-                result["check"] = crc
-        result["all"] = crc
+        for k, frame in enumerate(frames):
+            together = k % 2 and frame             # start in the cycle of the first byte
+            ctx.set(dut.start, 1)
+            if not together:
+                await ctx.tick()
+                ctx.set(dut.start, 0)
+            for byte in frame:
+                ctx.set(dut.data, byte)
+                ctx.set(dut.valid, 1)
+                await ctx.tick()
+                ctx.set(dut.start, 0)
+                ctx.set(dut.valid, 0)
+                if rng.random() < 0.3:
+                    await ctx.tick().repeat(int(rng.integers(1, 4)))     # idle: CRC holds
+            got.append(ctx.get(dut.crc))
 
-    sim = Simulator(m)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
-    assert result["check"] == 0x29B1
-    assert result["all"] == binascii.crc_hqx(data, 0xFFFF)
+    assert got == [binascii.crc_hqx(f, 0xFFFF) for f in frames]
 
 
 def test_frame_roundtrip_and_residue():

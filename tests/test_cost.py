@@ -47,7 +47,7 @@ requires_tools = pytest.mark.skipif(_MISSING is not None,
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    return Cache(tmp_path_factory.mktemp("cost-cache"))
+    return Cache(tmp_path_factory.mktemp("cache") / "cost")
 
 
 def mult(name, width=8, signed=True):
@@ -218,7 +218,7 @@ def test_cached_rerun_starts_no_tool(cache, monkeypatch, capsys):
     # The CLI reads the same cache (it emits the Verilog itself, so subprocess is restored).
     monkeypatch.undo()
     monkeypatch.setattr(tools, "run", no_tools)
-    monkeypatch.setenv("AXM_CACHE_DIR", str(cache.root))
+    monkeypatch.setenv("AXM_CACHE_DIR", str(cache.root.parent))
     assert main(["synth", "truncated4", "--target", "ice40", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out[0]["lut4"] == first[0].lut4 and out[0]["cached"] is True
@@ -288,7 +288,7 @@ def test_design_that_does_not_fit_is_one_line_exit_2(cache, monkeypatch, capsys)
     # 64 data bits + clk (+ rst); the SG48 package has 39 user I/O pins (Lattice datasheet).
     assert info.value.over["SB_IO"]["available"] == 39
     assert info.value.over["SB_IO"]["used"] >= 65
-    monkeypatch.setenv("AXM_CACHE_DIR", str(cache.root))
+    monkeypatch.setenv("AXM_CACHE_DIR", str(cache.root.parent))
     assert main(["pnr", "truncated16", "--width", "16", "--unsigned", "--io", "direct"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "SB_IO" in err

@@ -143,3 +143,80 @@ def test_onnx_on_mnist_files(tmp_path, capsys):
     assert res["dataset"] == "mnist" and res["test_images"] == 30
     assert res["calibration_images"] == 10
     assert res["configs"][0]["drop_pp"] == 0.0          # "exact" equals int8-exact
+
+
+def _wilson_closed_form(k, n, z=1.959963984540054):
+    """Textbook Wilson score interval (Wilson 1927; Agresti & Coull 1998, eq. 2)."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def _mcnemar_by_sum(b, c):
+    from math import comb
+    n = b + c
+    if n == 0:
+        return 1.0
+    pr = [comb(n, i) / 2 ** n for i in range(n + 1)]
+    return min(1.0, sum(q for q in pr if q <= pr[b] * (1 + 1e-9)))
+
+
+def test_report_keeps_full_labels_and_gives_intervals(tmp_path, capsys):
+    """Labels that share their first 21 characters (per-layer assignments, an imported
+    product table with a long path) stay distinct everywhere; every accuracy has its Wilson
+    interval and every drop its paired interval and McNemar p-value."""
+    from hw.mult import parse
+
+    folder = tmp_path / "a_rather_long_folder_name_for_imported_multipliers"
+    folder.mkdir()
+    exact_tab = folder / "exact_products_signed_8bit.npy"
+    drum_tab = folder / "drum4_products_signed_8bit.npy"
+    np.save(exact_tab, parse("exact", width=8, signed=True).table())
+    np.save(drum_tab, parse("drum4", width=8, signed=True).table())
+    mults = ["fc1=perforated2,fc2=drum4", "fc1=perforated2,fc2=drum6", "drum4",
+             f"table:{exact_tab}", f"table:{drum_tab}", "truncated8"]
+    report = tmp_path / "rep"
+    code = main(["--model", "digits-mlp", "--mult", *mults, "--limit", "150",
+                 "--report", str(report), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    res = json.loads((report / "results.json").read_text())
+    table = (report / "table.txt").read_text()
+    assert [c["label"] for c in res["configs"]] == mults
+    for label in mults:
+        assert label in captured.out and label in table
+    n = res["test_images"]
+    assert n == 150
+    for key in ("float", "int8"):
+        lo, hi = _wilson_closed_form(res[key]["correct"], n)
+        assert res[key]["ci95_low"] == pytest.approx(lo, abs=1e-12)
+        assert res[key]["ci95_high"] == pytest.approx(hi, abs=1e-12)
+    int8_ok = res["int8"]["correct"]
+    by_label = {c["label"]: c for c in res["configs"]}
+    for c in res["configs"]:
+        assert c["n"] == n and c["correct"] == round(c["accuracy"] * n)
+        lo, hi = _wilson_closed_form(c["correct"], n)
+        assert (c["ci95_low"], c["ci95_high"]) == (pytest.approx(lo, abs=1e-12),
+                                                   pytest.approx(hi, abs=1e-12))
+        b, cc = c["only_ref_correct"], c["only_this_correct"]
+        assert int8_ok - b + cc == c["correct"]                 # paired counts fit the margins
+        assert c["mcnemar_p"] == pytest.approx(_mcnemar_by_sum(b, cc), rel=1e-9)
+        assert c["significant"] == (c["mcnemar_p"] < 0.05)
+        assert c["drop_ci95_low_pp"] <= c["drop_pp"] <= c["drop_ci95_high_pp"]
+        lines = table.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.split()[:1] == [c["label"]])
+        cells = lines[at] if len(lines[at].split()) > 1 else lines[at + 1]   # long: next line
+        assert f"[{100 * c['ci95_low']:.1f}, {100 * c['ci95_high']:.1f}]" in cells
+        tokens = cells.split()
+        assert f"{c['drop_pp']:+.1f}{'*' if c['significant'] else ''}" in tokens
+        assert f"[{c['drop_ci95_low_pp']:+.1f}," in tokens
+        assert f"{c['drop_ci95_high_pp']:+.1f}]" in tokens
+    same = by_label[f"table:{exact_tab}"]                    # the exact table is int8-exact
+    assert (same["only_ref_correct"], same["only_this_correct"], same["mcnemar_p"]) == (0, 0, 1)
+    twin, drum = by_label[f"table:{drum_tab}"], by_label["drum4"]
+    assert (twin["correct"], twin["only_ref_correct"]) == (drum["correct"],
+                                                           drum["only_ref_correct"])
+    wrecked = by_label["truncated8"]
+    assert wrecked["significant"] and wrecked["drop_ci95_low_pp"] > 0
+    assert "Wilson" in table and "McNemar" in table and "Newcombe" in table

@@ -46,8 +46,8 @@ def test_defaults_from_the_command_line(tmp_path):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert files == ["axm_ws_16x16.json", "axm_ws_16x16.v"]
-    man = json.loads((tmp_path / "out" / "axm_ws_16x16.json").read_text())
+    assert files == ["axm_ws_16x16_truncated4_8s.json", "axm_ws_16x16_truncated4_8s.v"]
+    man = json.loads((tmp_path / "out" / "axm_ws_16x16_truncated4_8s.json").read_text())
     arr = man["array"]
     assert (arr["rows"], arr["cols"], arr["operand_width"], arr["signed"], arr["dataflow"],
             arr["acc_width"], arr["overflow"], arr["pipeline"]) == \
@@ -61,9 +61,10 @@ def test_array_manifest_matches_verilog(tmp_path, capsys):
                            "--mult-per", "row", "--dataflow", "os", "--acc-width", "20",
                            "--overflow", "saturate", "--pipeline", "-o", str(tmp_path)], capsys)
     assert code == 0, err
-    man = json.loads((tmp_path / "axm_os_3x5.json").read_text())
-    verilog = (tmp_path / "axm_os_3x5.v").read_text()
-    assert man["top"] == "axm_os_3x5" and man["verilog"] == "axm_os_3x5.v"
+    top = man_top = next(p.stem for p in tmp_path.glob("axm_os_3x5_mixed_*_8s.json"))
+    man = json.loads((tmp_path / f"{top}.json").read_text())
+    verilog = (tmp_path / f"{top}.v").read_text()
+    assert man["top"] == man_top and man["verilog"] == f"{top}.v"
     declared = _verilog_ports(verilog, man["top"])
     listed = {p["name"]: (p["direction"], p["width"]) for p in man["ports"]}
     assert listed == declared
@@ -83,10 +84,32 @@ def test_array_manifest_matches_verilog(tmp_path, capsys):
     assert man["command"].startswith("python -m hw.gen --rows 3 --cols 5")
     # one PE module per distinct multiplier, one row module per distinct row
     modules = re.findall(r"^module (\S+)\(", verilog, re.M)
-    assert sorted(m for m in modules if re.fullmatch(r"axm_os_3x5_pe\d", m)) == \
-        ["axm_os_3x5_pe0", "axm_os_3x5_pe1"]
-    assert sorted(m for m in modules if re.fullmatch(r"axm_os_3x5_row\d", m)) == \
-        ["axm_os_3x5_row0", "axm_os_3x5_row1"]
+    assert sorted(m for m in modules if re.fullmatch(rf"{top}_pe\d", m)) == \
+        [f"{top}_pe0", f"{top}_pe1"]
+    assert sorted(m for m in modules if re.fullmatch(rf"{top}_row\d", m)) == \
+        [f"{top}_row0", f"{top}_row1"]
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_manifest_cycle_counts(dataflow):
+    """The weight-load window measured on the RTL (tests/test_array_rtl.py: rows + cols - 1)
+    and a gemm_cycles formula that evaluates to hw.systolic.gemm_cycles."""
+    gen = generate(rows=5, cols=3, mult="exact", dataflow=dataflow, pipeline=True)
+    timing = gen.manifest["timing"]
+    if dataflow == "ws":
+        assert timing["weight_load_window_cycles"] == 5 + 3 - 1
+        assert "7 cycles after" in timing["weight_load_cycles"]
+        ready = next(p for p in gen.manifest["ports"] if p["name"] == "weights__ready")
+        assert "7 cycles after" in ready["meaning"]
+    entry = timing["gemm_cycles"]
+    from hw.systolic import gemm_cycles
+    from sim.arraycheck import manifest_gemm_cycles
+
+    assert entry["parameters"] == {"rows": 5, "cols": 3, "pipeline": 1}
+    assert entry["formula"] and entry["description"]
+    for m, k, n in [(1, 1, 1), (7, 12, 4), (20, 5, 3), (2, 3, 10)]:
+        assert manifest_gemm_cycles(entry, m, k, n) == gemm_cycles(
+            m, k, n, rows=5, cols=3, dataflow=dataflow, pipeline=True)
 
 
 def test_manifest_metrics_are_the_multipliers_errors():
@@ -109,9 +132,11 @@ def test_same_arguments_same_bytes(tmp_path, capsys):
             "--unsigned", "--acc-width", "24"]
     assert _run(args + ["-o", str(tmp_path / "a")], capsys)[0] == 0
     assert _run(args + ["-o", str(tmp_path / "b")], capsys)[0] == 0
-    for name in ("axm_ws_4x2.v", "axm_ws_4x2.json"):
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "b").iterdir()) and len(names) == 2
+    for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    text = (tmp_path / "a" / "axm_ws_4x2.v").read_text()
+    text = (tmp_path / "a" / names[1]).read_text()
     assert str(tmp_path) not in text
 
 
@@ -138,12 +163,15 @@ def test_help_teaches_the_grammar(capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--rows", "0"], "--rows must be in 1..64"),
-    (["--rows", "65"], "--rows must be in 1..64"),
-    (["--rows", "4", "--cols", "65"], "--cols must be in 1..64"),
-    (["--rows", "four"], "invalid int value"),
-    (["--rows", "4", "--dataflow", "rs"], "unknown dataflow"),
-    (["--rows", "4", "--overflow", "clamp"], "unknown overflow mode"),
+    (["--rows", "0"], "argument --rows: 0 is out of range 1..64"),
+    (["--rows", "65"], "argument --rows: 65 is out of range 1..64"),
+    (["--rows", "4", "--cols", "65"], "argument --cols: 65 is out of range 1..64"),
+    (["--rows", "four"], "'four' is not an integer"),
+    (["--rows", "1e3"], "'1e3' is not an integer (write it out: 1000)"),
+    (["--rows", "9" * 5000], "is too large"),
+    (["--rows", "2**40"], "'2**40' is not an integer"),
+    (["--rows", "4", "--dataflow", "rs"], "argument --dataflow: invalid choice: 'rs'"),
+    (["--rows", "4", "--overflow", "clamp"], "argument --overflow: invalid choice: 'clamp'"),
     (["--rows", "4", "--acc-width", "15"], "narrower than the 16-bit product"),
     (["--rows", "4", "--mult", "exact,truncated4"], "--mult-per"),
     (["--rows", "4", "--mult", "exact*3", "--mult-per", "row"], "3 multipliers but the array "
@@ -153,8 +181,8 @@ def test_help_teaches_the_grammar(capsys):
     (["--rows", "4", "--mult", "exact*0,drum4"], "bad repetition"),
     (["--rows", "4", "--mult", "wallace"], "unknown multiplier 'wallace'"),
     (["--rows", "4", "--mult", "truncated99"], "truncated"),
-    (["--rows", "4", "--width", "3"], "width 3 is outside"),
-    (["--mult", "exact", "--width", "17"], "width 17 is outside"),
+    (["--rows", "4", "--width", "3"], "argument --width: 3 is out of range 4..16"),
+    (["--mult", "exact", "--width", "17"], "argument --width: 17 is out of range 4..16"),
     (["--cols", "4"], "no --rows"),
     (["--rows", "2", "--name", "2bad-name"], "not a Verilog identifier"),
 ])
@@ -171,11 +199,18 @@ def test_unwritable_output_dir(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     code, out, err = _run(["--rows", "2", "-o", str(blocker / "sub")], capsys)
-    assert code == 2 and err.count("\n") == 1 and "cannot write" in err
+    assert code == 2 and err.count("\n") == 1 and f"{blocker} is a file, not a folder" in err
     assert blocker.read_text() == "not a directory"
 
 
-def test_failed_write_leaves_no_partial_files(tmp_path, monkeypatch):
+def test_failed_write_restores_what_was_there(tmp_path, monkeypatch):
+    """All or nothing: a failure while renaming the second file puts the first one back."""
+    import hw.outputs
+    from hw.outputs import OutputError, write_files
+
+    monkeypatch.setenv("AXM_CACHE_DIR", str(tmp_path / "cache"))
+    old = tmp_path / "x.v"
+    write_files({old: "old text\n"})          # the toolkit's own earlier output
     real_replace = os.replace
     calls = []
 
@@ -185,10 +220,11 @@ def test_failed_write_leaves_no_partial_files(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(hw.manifest.os, "replace", failing_replace)
-    with pytest.raises(OSError):
-        hw.manifest.write_atomically(tmp_path, {"x.v": "module x; endmodule\n", "x.json": "{}"})
-    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(hw.outputs.os, "replace", failing_replace)
+    with pytest.raises(OutputError, match="No space left"):
+        write_files({old: "module x; endmodule\n", tmp_path / "x.json": "{}"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "x.v"]
+    assert old.read_text() == "old text\n"
 
 
 def test_parse_mult_list():

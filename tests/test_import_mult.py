@@ -337,17 +337,6 @@ def test_unsigned_netlist_parsed_as_signed_is_refused(lib):
                    width=8, signed=True)
 
 
-def test_module_name_clash_between_imported_files(tmp_path):
-    one = tmp_path / "one.v"
-    two = tmp_path / "two.v"
-    one.write_text("module mult(input [7:0] a, b, output [15:0] p); assign p = a * b; endmodule\n")
-    two.write_text("module mult(input [7:0] a, b, output [15:0] p); assign p = a + b; endmodule\n")
-    specs = [parse(f"verilog:{p}?model=exact", signed=False) for p in (one, two)]
-    with pytest.raises(MultiplierError, match=r"'mult.v'.*module name clash"):
-        extra_verilog_sources(specs)
-    assert list(extra_verilog_sources(specs[:1])) == ["mult.v"]
-
-
 @pytest.mark.parametrize("make, kw, match", [
     (lambda p: None, {}, r"table file .* not found"),
     (lambda p: p.with_suffix(".txt").write_text("1"), {}, r"unsupported format '\.txt'"),

@@ -9,8 +9,9 @@
 
 Designs are :class:`Design` objects (a label and a component factory): :func:`multiplier`,
 :func:`mac`, :func:`array` or :func:`make_design`. Tools: YoWASP by default, the user's own with
-``YOSYS`` / ``NEXTPNR_ICE40`` / ``NEXTPNR_ECP5``. Results are cached (``$AXM_CACHE_DIR``, default
-``~/.cache/axmtoolkit/cost``) by tool version, Verilog hash and options.
+``YOSYS`` / ``NEXTPNR_ICE40`` / ``NEXTPNR_ECP5``. Results are cached in the toolkit's cache
+(:mod:`hw.cache`: the ``cost/`` folder of ``$AXM_CACHE_DIR``, default ``~/.cache/axmtoolkit``) by
+tool version, Verilog hash and options.
 CLI: ``python -m hw.cost --help``.
 
 Example::
@@ -21,7 +22,7 @@ Example::
     synthesize(d, "ice40").luts, place_and_route(d, "ice40up5k").fmax_mhz
 """
 
-from .cache import Cache, default_cache_dir
+from hw.cache import Cache
 from .designs import Design, array, mac, make_design, multiplier, register_kind
 from .errors import CostError, DoesNotFit, ToolError
 from .fits import FitResult, what_fits
@@ -31,7 +32,7 @@ from .synth import NAND2_EQUIVALENTS, TARGETS, SynthResult, synthesize
 from .sweep import default_names, sweep, write_outputs
 from .tools import find_tool, tool_version
 
-__all__ = ["Cache", "default_cache_dir", "Design", "array", "mac", "make_design", "multiplier",
+__all__ = ["Cache", "Design", "array", "mac", "make_design", "multiplier",
            "register_kind", "CostError", "DoesNotFit", "ToolError", "FitResult", "what_fits",
            "Harness", "DEVICES", "Device", "PnrResult", "find_device", "place_and_route",
            "NAND2_EQUIVALENTS", "TARGETS", "SynthResult", "synthesize", "default_names",

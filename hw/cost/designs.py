@@ -97,7 +97,7 @@ class Design:
 
 
 def _spec_info(spec: MultiplierSpec) -> dict:
-    return {"multiplier": spec.name, "width": spec.width, "signed": spec.signed}
+    return {"multiplier": spec.portable_name, "width": spec.width, "signed": spec.signed}
 
 
 def multiplier(spec: MultiplierSpec) -> Design:

@@ -1,9 +1,11 @@
 """Exceptions of :mod:`hw.cost` (every message is one user-facing line)."""
 
+from hw.errors import ToolkitError
+
 __all__ = ["CostError", "ToolError", "DoesNotFit"]
 
 
-class CostError(Exception):
+class CostError(ToolkitError):
     """Bad input or a failed tool run. ``str(err)`` is one line; the CLI prints it and exits 2."""
 
 

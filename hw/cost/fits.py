@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 from hw.mult import MultiplierSpec
 
-from .cache import Cache
+from hw.cache import Cache
 from .designs import array
 from .errors import DoesNotFit
 from .pnr import Device, find_device, place_and_route
@@ -83,7 +83,7 @@ def what_fits(spec: MultiplierSpec, device: str | Device, *, dataflow: str = "ws
               timeout: float | None = 3600) -> FitResult:
     """Largest ``n`` such that an ``n x n`` array of ``spec`` fits ``device`` (see the module
     docstring for the method). Raises :class:`DoesNotFit` when not even ``1 x 1`` fits."""
-    from tqdm import tqdm
+    from hw.cli import progress as progress_bar
 
     device = device if isinstance(device, Device) else find_device(device)
     cache = Cache() if cache is None else cache
@@ -91,8 +91,8 @@ def what_fits(spec: MultiplierSpec, device: str | Device, *, dataflow: str = "ws
               "pipeline": pipeline, "dsp": dsp}
     steps = []
     route_over = {}                 # n -> resources exceeded when placing and routing n x n
-    bar = tqdm(desc=f"fits {spec.full_name} on {device.name}", unit="run",
-               disable=not progress, total=len(SAMPLES) + 2)
+    bar = progress_bar(desc=f"fits {spec.full_name} on {device.name}", unit="run",
+                       disable=not progress, total=len(SAMPLES) + 2)
 
     def design(n):
         return array(spec, n, n, dataflow=dataflow, acc_width=acc_width, overflow=overflow,
@@ -146,7 +146,9 @@ def what_fits(spec: MultiplierSpec, device: str | Device, *, dataflow: str = "ws
         # Move down until n routes (confirm) or packs within the device.
         routed = used = None
         while n >= 1:
-            if confirm:
+            if n in packs and packs[n].over_capacity():
+                pass                                  # already known not to fit
+            elif confirm:
                 routed = route(n)
                 if routed is not None:
                     used = routed.utilization

@@ -16,8 +16,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from hw.devices import find_device as shared_find_device
+from hw.errors import ToolkitError
+
 from . import tools
-from .cache import Cache
+from hw.cache import Cache
 from .designs import Design
 from .errors import CostError, DoesNotFit, ToolError
 from .harness import IO_MODES, Harness
@@ -52,13 +55,12 @@ DEVICES = {
 
 
 def find_device(name: str) -> Device:
-    """Device by name or alias (case-insensitive); :class:`CostError` listing the known ones."""
-    key = str(name).strip().lower()
-    for canonical, device in DEVICES.items():
-        if key == canonical or key in device.aliases or key == device.name.lower():
-            return device
-    names = ", ".join(f"{k} ({d.name})" for k, d in DEVICES.items())
-    raise CostError(f"unknown device {name!r}; known: {names}")
+    """Device by any of its names (:func:`hw.devices.find_device`: key, part number, alias or
+    board, case-insensitive); :class:`CostError` listing the known ones."""
+    try:
+        return DEVICES[shared_find_device(name).key]
+    except ToolkitError as err:
+        raise CostError(str(err)) from None
 
 
 @dataclass
@@ -112,7 +114,7 @@ def harness_design(design: Design, device: Device, io: str = "auto") -> Design:
 _UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", re.M)
 
 
-def _nextpnr_failure(design_label, device, text) -> CostError:
+def _nextpnr_failure(design_label, device, text, result=None) -> CostError:
     over = {m[1]: {"used": int(m[2]), "available": int(m[3])}
             for m in _UTIL_LINE.finditer(text) if int(m[2]) > int(m[3])}
     if over:
@@ -125,6 +127,8 @@ def _nextpnr_failure(design_label, device, text) -> CostError:
     line = re.sub(r"'[^']{40,}'", "'...'", line)          # netlist names can be kilobytes long
     if any(s in line.lower() for s in ("unable to place", "no bels remaining", "too many")):
         return DoesNotFit(f"{design_label} does not fit {device.name}: {line}")
+    if result is not None:
+        line = tools.failure_summary(result, text)
     return ToolError(f"nextpnr failed on {design_label} for {device.name}: {line}")
 
 
@@ -174,7 +178,7 @@ def place_and_route(design: Design, device: str | Device = "ice40up5k", *, dsp: 
             except ValueError:
                 report = None
         if result.returncode != 0 or report is None:
-            err = _nextpnr_failure(design.label, device, text)
+            err = _nextpnr_failure(design.label, device, text, result)
             if isinstance(err, DoesNotFit):
                 cache.put("pnr", key, {"does_not_fit": str(err), "over": err.over})
             raise err

@@ -22,14 +22,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hw.mult import MultiplierError, example_names, parse
 
-from .cache import Cache
+from hw.cache import Cache
+from hw.outputs import write_files
+
 from .designs import multiplier
 from .errors import CostError
 from .pnr import DEVICES, harness_design, place_and_route
@@ -80,7 +80,7 @@ def sweep(names=None, *, width: int = 8, signedness=(True, False), pnr: bool = T
     ``jobs`` tool runs go in parallel (threads around the tool processes). Any failure raises
     :class:`CostError`; finished runs stay cached, so a rerun resumes.
     """
-    from tqdm import tqdm
+    from hw.cli import progress as progress_bar
 
     cache = Cache() if cache is None else cache
     try:
@@ -116,8 +116,8 @@ def sweep(names=None, *, width: int = 8, signedness=(True, False), pnr: bool = T
                 tasks.append((spec, tag, lambda d=design, v=dev: place_and_route(
                     d, v, seed=seed, cache=cache, timeout=timeout)))
     results: dict = {spec: {} for spec in specs}
-    bar = tqdm(total=len(tasks) + len(specs), desc=f"cost sweep {width}-bit", unit="run",
-               disable=not progress)
+    bar = progress_bar(total=len(tasks) + len(specs), desc=f"cost sweep {width}-bit",
+                       unit="run", disable=not progress)
     try:
         for spec in specs:
             results[spec]["metrics"] = _metrics(spec)
@@ -133,7 +133,7 @@ def sweep(names=None, *, width: int = 8, signedness=(True, False), pnr: bool = T
     rows = []
     for spec in specs:
         r = results[spec]
-        row = {"name": spec.name, "family": spec.family, "width": spec.width,
+        row = {"name": spec.portable_name, "family": spec.family, "width": spec.width,
                "signed": spec.signed,
                "ice40_lut4": r["ice40"].lut4, "ice40_carry": r["ice40"].carry,
                "ecp5_luts": r["ecp5"].luts, "ecp5_lut4": r["ecp5"].lut4,
@@ -189,42 +189,47 @@ def markdown_tables(rows, meta) -> str:
     return out.getvalue()
 
 
-def write_outputs(rows, meta, outdir, *, plot: bool = True) -> list[Path]:
-    """Write ``cost_w{N}.csv/.json/.md`` and ``pareto.png`` into ``outdir`` (all or nothing)."""
+def output_names(width: int, *, plot: bool = True) -> list[str]:
+    """The files :func:`write_outputs` writes into the output folder."""
+    return [f"cost_w{width}.csv", f"cost_w{width}.json", f"cost_w{width}.md"] + (
+        ["pareto.png"] if plot else [])
+
+
+def write_outputs(rows, meta, outdir, *, plot: bool = True, doc=None,
+                  force: bool = False) -> list[Path]:
+    """Write ``cost_w{N}.csv/.json/.md`` and ``pareto.png`` into ``outdir``, all or nothing,
+    under the rules of :mod:`hw.outputs` (``force``: replace files axmtoolkit did not write).
+    ``doc``: a Markdown file whose table between ``<!-- cost-table:wN:begin -->`` and
+    ``<!-- cost-table:wN:end -->`` is replaced too (e.g. ``docs/cost.md``)."""
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     w = meta["width"]
-    files = {}
+    names = output_names(w, plot=plot)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    files[f"cost_w{w}.csv"] = buf.getvalue().encode()
-    files[f"cost_w{w}.json"] = (json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n").encode()
-    files[f"cost_w{w}.md"] = markdown_tables(rows, meta).encode()
+    data = [buf.getvalue(), json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n",
+            markdown_tables(rows, meta)]
     if plot:
         from .plot import pareto_png
-        files["pareto.png"] = pareto_png(rows, width=w)
-    doc = outdir / "cost.md"
+        data.append(pareto_png(rows, width=w))
+    files = {outdir / name: blob for name, blob in zip(names, data)}
+    if doc is not None:
+        files[Path(doc)] = doc_with_table(Path(doc), rows, meta)
+    return write_files(files, force=force)
+
+
+def doc_with_table(doc: Path, rows, meta) -> str:
+    """The text of ``doc`` with its width-``N`` cost table replaced (:class:`CostError` when the
+    file or its markers are missing)."""
+    w = meta["width"]
     begin, end = f"<!-- cost-table:w{w}:begin -->", f"<!-- cost-table:w{w}:end -->"
-    if doc.is_file():
-        text = doc.read_text()
-        if begin in text and end in text.split(begin, 1)[1]:
-            head, rest = text.split(begin, 1)
-            tail = rest.split(end, 1)[1]
-            files["cost.md"] = (head + begin + "\n" + markdown_tables(rows, meta) + "\n" + end
-                                + tail).encode()
-    temps = []
     try:
-        for name, data in files.items():
-            fd, tmp = tempfile.mkstemp(dir=outdir, prefix=f".{name}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            temps.append((tmp, outdir / name))
-        for tmp, final in temps:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return [final for _, final in temps]
+        text = doc.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise CostError(f"--doc {doc}: cannot read it ({getattr(err, 'strerror', err)})") from None
+    if begin not in text or end not in text.split(begin, 1)[1]:
+        raise CostError(f"--doc {doc}: no {begin} ... {end} section to replace")
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    return head + begin + "\n" + markdown_tables(rows, meta) + "\n" + end + tail

@@ -13,20 +13,19 @@ Targets
            X1 cell areas divided by the NAND2_X1 area).
 
 Every figure is read from Yosys' own ``stat -json`` report; the raw cell counts are kept in
-:attr:`SynthResult.cells`. Results are cached (:mod:`hw.cost.cache`) by Yosys version, Verilog
+:attr:`SynthResult.cells`. Results are cached (:mod:`hw.cache`) by Yosys version, Verilog
 hash, target and options.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import tools
-from .cache import Cache
+from hw.cache import Cache
 from .designs import TOP, Design
 from .errors import CostError, ToolError
 
@@ -127,17 +126,6 @@ def _count(cells: dict, prefixes) -> int:
     return sum(n for t, n in cells.items() if t.startswith(tuple(prefixes)))
 
 
-def _error_line(result, log: Path | None = None) -> str:
-    text = result.stderr + "\n" + result.stdout
-    if log is not None and log.is_file():
-        text += "\n" + log.read_text(errors="replace")
-    for line in text.splitlines():
-        if line.strip().startswith("ERROR"):
-            return re.sub(r"\s+", " ", line.strip())
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else f"exit status {result.returncode}"
-
-
 def run_yosys(workdir: Path, verilog: str, commands: list[str], *, timeout: float | None,
               label: str) -> dict:
     """Run Yosys on ``verilog`` in ``workdir``; return the parsed ``stat -json`` design entry."""
@@ -149,7 +137,9 @@ def run_yosys(workdir: Path, verilog: str, commands: list[str], *, timeout: floa
     result = tools.run(tool, ["-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=workdir,
                        timeout=timeout)
     if result.returncode != 0:
-        raise ToolError(f"yosys failed on {label}: {_error_line(result, workdir / 'yosys.log')}")
+        log = workdir / "yosys.log"
+        text = log.read_text(errors="replace") if log.is_file() else ""
+        raise ToolError(f"yosys failed on {label}: {tools.failure_summary(result, text)}")
     try:
         stat = json.loads((workdir / "stat.json").read_text())
         design = stat["design"]

@@ -8,7 +8,7 @@ YoWASP tools only see files below their working directory, so every tool is run 
 ``cwd`` = the build folder and relative file names.
 
 Every result records the tool's own version line (``yosys -V``, ``nextpnr-* --version``), plus the
-YoWASP package version where it applies. Version lines are cached (see :mod:`hw.cost.cache`)
+YoWASP package version where it applies. Version lines are cached (see :mod:`hw.cache`)
 under a key that identifies the executable without running it (package version, or path, size
 and modification time), so a fully cached rerun starts no process at all.
 """
@@ -18,16 +18,21 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from hw.yowasp import prepare
+
 from .errors import ToolError
 
-__all__ = ["TOOL_NAMES", "Tool", "find_tool", "run", "tool_version"]
+__all__ = ["TOOL_NAMES", "Tool", "find_tool", "run", "failure_summary", "tool_version",
+           "build_folder"]
 
 
 @dataclass(frozen=True)
@@ -94,21 +99,85 @@ def find_tool(name: str) -> Tool:
 def run(tool: Tool, args, *, cwd, timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run ``tool`` with ``args`` in ``cwd``; return the completed process (text output).
 
-    A non-zero exit status is returned, not raised (the caller knows what it means); a missing
-    executable or a timeout raises :class:`ToolError`.
+    A non-zero exit status is returned, not raised (the caller knows what it means; see
+    :func:`failure_summary`); a missing executable or a timeout raises :class:`ToolError`.
+    YoWASP tools get their compiled module prepared first (:func:`hw.yowasp.prepare`) and keep
+    their temporary files inside ``cwd``. An interrupted run stops the tool (``SIGTERM``, then
+    ``SIGKILL``) before the exception propagates.
     """
     argv = [*tool.argv, *map(str, args)]
+    env = None
+    if tool.origin == "yowasp":
+        prepare(Path(tool.argv[0]).name)
+        scratch = Path(cwd) / ".axm-tool-tmp"
+        scratch.mkdir(exist_ok=True)
+        env = dict(os.environ, TMPDIR=str(scratch.resolve()))
     try:
-        return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, env=env)
     except FileNotFoundError:
         raise ToolError(f"{tool.name} executable {tool.argv[0]!r} vanished; "
                         f"reinstall it or set {_KNOWN[tool.name].env}") from None
     except PermissionError:
         raise ToolError(f"{tool.name} executable {tool.argv[0]!r} is not runnable") from None
+    try:
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        _stop(proc)
         raise ToolError(f"{tool.name} timed out after {timeout:g} s "
                         f"(raise the limit with --timeout)") from None
+    except BaseException:
+        _stop(proc)
+        raise
+    finally:
+        if env is not None:
+            shutil.rmtree(Path(cwd) / ".axm-tool-tmp", ignore_errors=True)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
+_CAUSE = re.compile(r"ERROR|Error|error:|Assertion|assert|panicked|trap|wasm|"
+                    r"Segmentation|Killed|MemoryError|out of memory|\*\*\*", re.IGNORECASE)
+
+
+def failure_summary(result: subprocess.CompletedProcess, log_text: str = "") -> str:
+    """One line saying why a tool run failed: a fatal signal by name, else the first error
+    lines of the tool's log and stderr (Yosys/ABC/nextpnr ``ERROR`` lines, a wasm trap, a
+    Python exception of the YoWASP runtime), else the exit status and the log's last line."""
+    parts = []
+    if result.returncode is not None and result.returncode < 0:
+        try:
+            name = signal.Signals(-result.returncode).name
+        except ValueError:
+            name = f"signal {-result.returncode}"
+        parts.append(f"killed by {name}")
+    causes = []
+    for text in (log_text, result.stdout or "", result.stderr or ""):
+        for line in text.splitlines():
+            line = " ".join(line.split())
+            if line and _CAUSE.search(line) and not line.startswith("Preparing to run") \
+                    and line not in causes:
+                causes.append(line)
+    tail = [" ".join(ln.split()) for ln in (log_text or result.stdout or "").splitlines()
+            if ln.strip()]
+    if causes:
+        parts.append("; ".join(causes[:3]))
+    else:
+        if result.returncode is not None and result.returncode > 0:
+            parts.append(f"exit status {result.returncode}")
+        if tail:
+            parts.append(f"log ends with {tail[-1]!r}")
+    text = "; ".join(parts) or f"exit status {result.returncode}"
+    text = re.sub(r"'[^']{60,}'", "'...'", text)          # netlist names can be kilobytes long
+    return text[:600]
 
 
 def tool_version(tool: Tool, cache=None) -> str:

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import abc
 import operator
+import re
 from functools import cached_property
 
 import numpy as np
 from amaranth.hdl import Module, Shape, signed as signed_shape, unsigned as unsigned_shape
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from ..errors import ToolkitError
 
 __all__ = ["MIN_WIDTH", "MAX_WIDTH", "MultiplierError", "MultiplierSpec", "Multiplier",
            "wrap_to_width", "check_param"]
@@ -32,7 +35,7 @@ MIN_WIDTH = 4
 MAX_WIDTH = 16
 
 
-class MultiplierError(ValueError):
+class MultiplierError(ToolkitError, ValueError):
     """A multiplier name, parameter or width is invalid. The message is one user-facing line."""
 
 
@@ -107,9 +110,23 @@ class MultiplierSpec(abc.ABC):
         return f"{self.family}{self._param_suffix()}"
 
     @property
+    def portable_name(self) -> str:
+        """The name as manifests, commands and reports show it: :attr:`name` for the built-in
+        families; for ``table:``/``verilog:`` the path as the user gave it when relative, else
+        just the file name, so no absolute path ends up in generated files."""
+        return self.name
+
+    @property
+    def ident(self) -> str:
+        """The name as a Verilog-identifier fragment (``[a-z0-9_]``, at most 60 characters),
+        free of paths; used in default module names. Families whose name holds a path
+        (``table:``, ``verilog:``) use the file name and a content hash."""
+        return re.sub(r"[^A-Za-z0-9_]+", "_", self.name)[:60].strip("_") or self.family
+
+    @property
     def full_name(self) -> str:
-        """Name with width and signedness, e.g. ``truncated4@8s`` / ``drum6@8u``."""
-        return f"{self.name}@{self._width}{'s' if self._signed else 'u'}"
+        """Portable name with width and signedness, e.g. ``truncated4@8s`` / ``drum6@8u``."""
+        return f"{self.portable_name}@{self._width}{'s' if self._signed else 'u'}"
 
     def _key(self):
         return (type(self), self._params(), self._width, self._signed)
@@ -192,7 +209,7 @@ class MultiplierSpec(abc.ABC):
     # -- descriptions --------------------------------------------------------------------------
     def describe(self) -> dict:
         """JSON-ready description (used in manifests)."""
-        return {"name": self.name, "family": self.family, "width": self._width,
+        return {"name": self.portable_name, "family": self.family, "width": self._width,
                 "signed": self._signed, "params": list(self._params()),
                 "signed_handling": self.signed_handling}
 

@@ -64,7 +64,8 @@ class EtmSpec(SignMagnitudeSpec):
             m.d.comb += scan[i].eq(either[i:].any())
         fill = Signal(2 * mm, name="etm_fill")
         m.d.comb += fill.eq(Mux(either.any(), (scan << mm) | ((1 << mm) - 1), 0))
-        low_only = (xh == 0) & (yh == 0)
+        low_only = Signal(name="etm_low_only")   # both high parts are zero
+        m.d.comb += low_only.eq(~(xh | yh).any())
         # One shared multiplier: the low parts when the high parts are zero, else the high parts.
         hw = self.width - mm
         width = max(hw, mm)

@@ -51,7 +51,7 @@ class MitchellSpec(SignMagnitudeSpec):
         m.d.comb += fsum.eq(fractions[0] + fractions[1])
         e = exps[0] + exps[1]
         p = Signal(2 * n, name="antilog")
-        with m.If((x == 0) | (y == 0)):
+        with m.If(~x.any() | ~y.any()):
             m.d.comb += p.eq(0)
         with m.Elif(fsum[frac_bits]):  # f1 + f2 >= 1
             m.d.comb += p.eq((fsum << (e + 1)) >> frac_bits)

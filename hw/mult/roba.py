@@ -45,7 +45,7 @@ class RobaSpec(SignMagnitudeSpec):
             exps.append(e)
         ea, eb = exps
         p = Signal(2 * self.width + 1, name="roba_sum")
-        with m.If((x == 0) | (y == 0)):
+        with m.If(~x.any() | ~y.any()):
             m.d.comb += p.eq(0)
         with m.Else():
             m.d.comb += p.eq((y << ea) + (x << eb) - (1 << (ea + eb)))

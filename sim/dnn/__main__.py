@@ -5,20 +5,19 @@ See ``python -m sim.dnn --help``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 import textwrap
 from pathlib import Path
 
-from hw.mult import MultiplierError
+from hw.cli import CONVENTIONS, Parser, UsageError, add_force, integer, number, run_main, split_mults
+from hw.outputs import check_file, check_folder, write_file
 
 from .data import load_dataset
-from .errors import DnnError
 from .evaluate import DEFAULT_MULTS, evaluate, parse_config
 from .models import MODELS, load_model
-from .report import atomic_write, format_tables, write_report
+from .report import format_tables, report_names, write_report
 
 EPILOG = f"""\
 examples:
@@ -45,41 +44,54 @@ Nothing is downloaded. Built-in models: {', '.join(MODELS)}.
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m sim.dnn", formatter_class=argparse.RawDescriptionHelpFormatter,
-                description="Top-1 accuracy of an int8-quantised network (float, int8-exact and "
-                            "each approximate multiplier) on the bit-exact emulated "
-                            "accelerator, per-layer distortion, and the analytical error "
-                            "predictor (--predict / --report).",
-                epilog=EPILOG)
+def build_parser() -> Parser:
+    p = Parser(prog="python -m sim.dnn",
+               description="Top-1 accuracy of an int8-quantised network (float, int8-exact and "
+                           "each approximate multiplier) on the bit-exact emulated "
+                           "accelerator, per-layer distortion, and the analytical error "
+                           "predictor (--predict / --report).",
+               epilog=EPILOG + "\n" + CONVENTIONS)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", help=f"built-in model ({', '.join(MODELS)}; default digits-cnn)")
     src.add_argument("--onnx", metavar="PATH", help="float ONNX model to import")
     p.add_argument("--dataset", default="digits",
                    help="digits | mnist:DIR | cifar10:DIR (default digits)")
-    p.add_argument("--mult", nargs="+", metavar="CONFIG", help="configurations (see below)")
+    p.add_argument("--mult", action="extend", nargs="+", metavar="CONFIG",
+                   help="configurations: NAME[,NAME...] (NAME*K repeats), each one evaluated, "
+                        "or LAYER=NAME,... for one per-layer configuration (see below)")
     p.add_argument("--predict", action="store_true",
                    help="add the analytical predictor, its per-layer error and the Spearman "
                         "correlation with the accuracy drop")
     p.add_argument("--report", metavar="DIR",
                    help="write results.json, table.txt and plots to DIR (implies --predict)")
-    p.add_argument("--json", metavar="PATH", help="write the results as JSON ('-' = stdout)")
-    p.add_argument("--limit", type=int, metavar="N", help="evaluate the first N test images")
-    p.add_argument("--calib", type=int, default=1000, metavar="N",
+    p.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                   help="the results as JSON on stdout, or written to PATH")
+    add_force(p)
+    p.add_argument("--limit", type=integer(1, 10 ** 9), metavar="N",
+                   help="evaluate the first N test images")
+    p.add_argument("--calib", type=integer(1, 10 ** 9), default=1000, metavar="N",
                    help="calibration images for mnist/cifar10 (default 1000)")
-    p.add_argument("--mean", type=float, nargs="+", help="per-channel input mean to subtract")
-    p.add_argument("--std", type=float, nargs="+", help="per-channel input std to divide by")
-    p.add_argument("--acc-width", type=int, default=32, help="accumulator bits (default 32)")
+    p.add_argument("--mean", type=number(-1e6, 1e6), nargs="+",
+                   help="per-channel input mean to subtract")
+    p.add_argument("--std", type=number(0, 1e6, lo_open=True), nargs="+",
+                   help="per-channel input std to divide by (> 0)")
+    p.add_argument("--acc-width", type=integer(16, 63), default=32,
+                   help="accumulator bits, 16..63 (default 32)")
     p.add_argument("--overflow", choices=("wrap", "saturate"), default="wrap",
                    help="accumulator overflow mode (default wrap)")
-    p.add_argument("--batch", type=int, default=2048, help="images per batch (default 2048)")
+    p.add_argument("--batch", type=integer(1, 1 << 20), default=2048,
+                   help="images per batch (default 2048)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def config_texts(values) -> list[str]:
+    """``--mult`` values as configuration texts: a value with ``=`` is one per-layer
+    configuration; any other value is a multiplier list (the shared grammar)."""
+    texts = []
+    for value in values:
+        texts.extend([value.strip()] if "=" in value else split_mults(value))
+    return texts
 
 
 def _clean(x):
@@ -93,53 +105,46 @@ def _clean(x):
     return x
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    for label, value, lo in (("--limit", args.limit, 1), ("--calib", args.calib, 1),
-                             ("--batch", args.batch, 1), ("--acc-width", args.acc_width, 16)):
-        if value is not None and value < lo:
-            parser.error(f"{label} must be at least {lo}, not {value}")
-    if args.acc_width > 63:
-        parser.error(f"--acc-width must be at most 63, not {args.acc_width}")
+def _main(argv) -> int:
+    args = build_parser().parse_args(argv)
     if (args.mean is None) != (args.std is None):
-        parser.error("--mean and --std go together")
-    if args.json not in (None, "-") and not Path(args.json).resolve().parent.is_dir():
-        parser.error(f"--json: directory of {args.json} does not exist")
-    if args.report is not None and Path(args.report).exists() and not Path(args.report).is_dir():
-        parser.error(f"--report: {args.report} exists and is not a directory")
+        raise UsageError("--mean and --std go together")
+    if args.mean is not None and len(args.mean) != len(args.std):
+        raise UsageError(f"--mean has {len(args.mean)} values but --std has {len(args.std)}")
+    if args.json not in (None, "-"):
+        check_file(args.json, force=args.force, label=f"--json {args.json}")
+    if args.report is not None:
+        check_folder(args.report, force=True, label=f"--report {args.report}")
+        for name in report_names():
+            check_file(Path(args.report) / name, force=args.force)
     predict = args.predict or args.report is not None
-    try:
-        configs = [parse_config(c) for c in (args.mult or DEFAULT_MULTS)]
-        graph = load_model(args.model or "digits-cnn") if args.onnx is None else None
-        if args.onnx is not None:
-            from .onnx_import import load_onnx
-            graph = load_onnx(args.onnx)
-        data = load_dataset(args.dataset, calib=args.calib).limited(args.limit)
-        if args.mean is not None:
-            data = data.normalized(args.mean, args.std)
-        res = evaluate(graph, data, configs, acc_width=args.acc_width, overflow=args.overflow,
-                       predict=predict, batch=args.batch,
-                       progress=not args.no_progress and sys.stderr.isatty())
-    except (DnnError, MultiplierError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    configs = [parse_config(c) for c in config_texts(args.mult or DEFAULT_MULTS)]
+    graph = load_model(args.model or "digits-cnn") if args.onnx is None else None
+    if args.onnx is not None:
+        from .onnx_import import load_onnx
+        graph = load_onnx(args.onnx)
+    data = load_dataset(args.dataset, calib=args.calib).limited(args.limit)
+    if args.mean is not None:
+        data = data.normalized(args.mean, args.std)
+    res = evaluate(graph, data, configs, acc_width=args.acc_width, overflow=args.overflow,
+                   predict=predict, batch=args.batch, progress=not args.no_progress)
     res = _clean(res)
     text = json.dumps(res, indent=2)
     if args.json == "-":
         print(text)
     else:
         print(format_tables(res), end="")
-    try:
-        if args.json not in (None, "-"):
-            atomic_write(Path(args.json), text + "\n")
-        if args.report is not None:
-            for path in write_report(res, Path(args.report)):
-                print(f"wrote {path}", file=sys.stderr)
-    except OSError as exc:
-        print(f"error: cannot write output: {exc}", file=sys.stderr)
-        return 2
+    if args.json not in (None, "-"):
+        write_file(args.json, text + "\n", force=args.force)
+    if args.report is not None:
+        for path in write_report(res, Path(args.report), force=args.force):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def main(argv=None) -> int:
+    """``python -m sim.dnn``; returns the exit status."""
+    return run_main("python -m sim.dnn", _main, argv)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hw.extras import require
+
 from .errors import DnnError
 
 __all__ = ["Dataset", "load_digits_split", "load_mnist", "load_cifar10", "load_dataset",
@@ -69,6 +71,7 @@ class Dataset:
 
 def load_digits_split(seed: int = 0) -> Dataset:
     """scikit-learn's handwritten digits, split train/calibration/test = 60/10/30 %."""
+    require("sklearn", "the digits dataset (sim.dnn's default)")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

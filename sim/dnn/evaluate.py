@@ -3,8 +3,10 @@ analytical predictor's view of the same layers.
 
 For every configuration (one multiplier for all layers, or a per-layer assignment):
 
-* **top-1 accuracy** of the full int8 inference with that multiplier, and its drop against
-  int8-exact (percentage points);
+* **top-1 accuracy** of the full int8 inference with that multiplier and its 95 % Wilson score
+  interval, and its drop against int8-exact (percentage points) with a 95 % interval
+  (Newcombe's method 10 for paired proportions) and the exact McNemar p-value: both networks see
+  the same images, so the comparison is paired (:mod:`sim.dnn.stats`);
 * **measured distortion per GEMM layer**: ``||E||_F`` of the layer's accumulator error against
   int8-exact when the layer gets the int8-exact network's inputs (``local``: the quantity the
   predictor models), and ``||E||_F`` with the errors of earlier layers propagated
@@ -30,6 +32,7 @@ from .data import Dataset
 from .errors import DnnError
 from .layers import Graph, run_float
 from .predictor import histogram, predict_gemm, spearman
+from . import stats
 from .quant import QuantizedModel, resolve_assignment
 
 __all__ = ["Config", "parse_config", "evaluate", "DEFAULT_MULTS"]
@@ -78,6 +81,17 @@ def _gemm(a, b, target, acc_width, overflow):
     return emulate_gemm(a, b, target, acc_width=acc_width, overflow=overflow)
 
 
+def _drop_keys(cmp: dict) -> dict:
+    return {k: v for k, v in cmp.items() if k != "drop_pp"}
+
+
+def _uncertainty(k: int, n: int, ref_ok, this_ok) -> dict:
+    """The interval keys of one configuration's entry (``accuracy``/``drop_pp`` stay as before)."""
+    acc = stats.accuracy_stats(k, n)
+    return {"correct": acc["correct"], "n": acc["n"], "ci95_low": acc["ci95_low"],
+            "ci95_high": acc["ci95_high"], **_drop_keys(stats.compare_paired(ref_ok, this_ok))}
+
+
 def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
              overflow: str = "wrap", predict: bool = False, batch: int = 2048,
              progress: bool = False) -> dict:
@@ -95,7 +109,8 @@ def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
     x_cal = data.x_calib.reshape((-1,) + tuple(graph.input_shape))
     y_test = data.y_test
     qm = QuantizedModel(graph, x_cal)
-    float_acc = float((run_float(graph, x_test).argmax(axis=1) == y_test).mean())
+    float_ok = run_float(graph, x_test).argmax(axis=1) == y_test
+    float_acc = float(float_ok.mean())
     layers = [n.name for n in graph.gemm_nodes()]
     exact = parse("exact")
 
@@ -106,19 +121,23 @@ def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
     hist_b = {}
     correct_exact = 0
     correct = [0] * len(configs)
+    ok_exact = []                                   # per-image correctness, batch by batch
+    ok = [[] for _ in configs]
     local = [{l: 0.0 for l in layers} for _ in configs]
     propagated = [{l: 0.0 for l in layers} for _ in configs]
 
     starts = range(0, len(x_test), batch)
     bar = None
     if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(starts) * (1 + len(configs)), desc=f"{graph.name}", unit="run",
-                   leave=False)
+        from hw.cli import progress as progress_bar
+        bar = progress_bar(total=len(starts) * (1 + len(configs)), desc=f"{graph.name}",
+                           unit="run")
     for s in starts:
         xb, yb = x_test[s:s + batch], y_test[s:s + batch]
         logits, rec = qm.run(xb, None, acc_width=acc_width, overflow=overflow, capture=True)
-        correct_exact += int((logits.argmax(axis=1) == yb).sum())
+        hit = logits.argmax(axis=1) == yb
+        ok_exact.append(hit)
+        correct_exact += int(hit.sum())
         exact_y = {}
         for l in layers:
             a, b = rec[l]["a"], rec[l]["b"]
@@ -135,7 +154,9 @@ def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
         for i, (cfg, targets) in enumerate(resolved):
             lg, rc = qm.run(xb, cfg.assign, acc_width=acc_width, overflow=overflow,
                             capture=True)
-            correct[i] += int((lg.argmax(axis=1) == yb).sum())
+            hit = lg.argmax(axis=1) == yb
+            ok[i].append(hit)
+            correct[i] += int(hit.sum())
             for l in layers:
                 err = _gemm(rec[l]["a"], rec[l]["b"], targets[l], acc_width, overflow) - exact_y[l]
                 local[i][l] += float((err.astype(np.float64) ** 2).sum())
@@ -148,10 +169,17 @@ def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
 
     n_test = len(x_test)
     int8_acc = correct_exact / n_test
+    ok_exact = np.concatenate(ok_exact)
     out = {
         "model": graph.name, "dataset": data.name, "test_images": n_test,
         "calibration_images": len(x_cal), "acc_width": acc_width, "overflow": overflow,
         "float_accuracy": float_acc, "int8_accuracy": int8_acc,
+        "statistics": {"confidence": stats.CONFIDENCE, "alpha": stats.ALPHA,
+                       "accuracy_interval": stats.ACCURACY_METHOD,
+                       "drop_interval": stats.DROP_METHOD, "drop_test": stats.TEST_METHOD,
+                       "reference": "int8-exact"},
+        "float": stats.accuracy_stats(int(float_ok.sum()), n_test),
+        "int8": stats.accuracy_stats(correct_exact, n_test),
         "layers": [{"name": l, "M": rows[l], "K": kdim[l], "N": ndim[l],
                     "signal_norm": math.sqrt(signal[l])} for l in layers],
         "configs": [],
@@ -159,6 +187,7 @@ def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
     for i, (cfg, targets) in enumerate(resolved):
         entry = {"label": cfg.label, "accuracy": correct[i] / n_test,
                  "drop_pp": 100.0 * (int8_acc - correct[i] / n_test),
+                 **_uncertainty(correct[i], n_test, ok_exact, np.concatenate(ok[i])),
                  "assignment": {l: (t.name if isinstance(t, MultiplierSpec) else repr(t))
                                 for l, t in targets.items()},
                  "layers": {}}
@@ -185,6 +214,7 @@ def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
             entry["pred_total_relative_uniform"] = total["uniform"]
             entry["pred_total_relative_weighted"] = total["weighted"]
         out["configs"].append(entry)
+    out["int8"].update(stats.compare_paired(float_ok, ok_exact), reference="float")
     if predict:
         drops = [c["drop_pp"] for c in out["configs"]]
         out["spearman"] = {

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hw.extras import require
+
 from .errors import DnnError
 from .layers import Graph, Node, fuse_relu
 
@@ -26,7 +28,7 @@ SUPPORTED_OPS = ("Conv", "Gemm", "MatMul", "Relu", "MaxPool", "AveragePool",
 
 def load_onnx(path) -> Graph:
     """Read and convert an ONNX file (one-line :class:`DnnError` on any problem)."""
-    import onnx
+    onnx = require("onnx", "ONNX import (--onnx)")
 
     p = Path(path)
     if not p.is_file():

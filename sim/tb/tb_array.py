@@ -17,8 +17,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from sim.arraycheck import (StreamCodec, extreme_tiles, gemm_program, model_from_manifest,
-                            overflow_tiles, overflowed, program, random_tiles)
+from sim.arraycheck import (StreamCodec, cycle_shapes, extreme_tiles, gemm_program,
+                            manifest_gemm_cycles, model_from_manifest, overflow_tiles,
+                            overflowed, program, random_tiles)
 from sim.tb.runner import testbench_config, write_report
 
 MAX_REPORTED = 10
@@ -149,7 +150,7 @@ class Unit:
         return min(len(got), count), got
 
 
-async def run_scenario(unit: Unit, scenario: str, rng, gemm_shape):
+async def run_scenario(unit: Unit, scenario: str, rng, gemm_shape, shapes=None):
     """Run one scenario; return a dict with what was checked and measured."""
     model, codecs = unit.model, unit.codecs
     ws = model.dataflow == "ws"
@@ -266,6 +267,61 @@ async def run_scenario(unit: Unit, scenario: str, rng, gemm_shape):
             if bad:
                 unit.errors.append(f"{unit.prefix} gemm: {bad} of {out.size} outputs differ "
                                    "from sim.golden.tiled_gemm")
+    elif scenario == "window":
+        # ws weight-load window: tile 1's weight rows wait (valid high) behind tile 0; the
+        # clock edges from tile 0's first vector to tile 1's first weight transfer.
+        if not ws:
+            unit.errors.append(f"{unit.prefix} window: only for weight-stationary arrays")
+            return result
+        want = unit.timing["weight_load_window_cycles"]
+        r, c = model.rows, model.cols
+        result["windows"] = []
+        for m, k0, k1 in [(1, r, r), (3, max(1, r - 1), 1), (r + c + 3, 1, r)]:
+            await unit.quiet(r + c + 2)  # idle and empty: no swap still travelling
+            tiles = [(rng.integers(*_rng(model), size=(m, k0)),
+                      rng.integers(*_rng(model), size=(k0, c))),
+                     (rng.integers(*_rng(model), size=(m, k1)),
+                      rng.integers(*_rng(model), size=(k1, c)))]
+            prog = program(model, codecs, tiles, rng)
+            words, _, in_cycles = await unit.run(prog, rng)
+            unit.compare(f"{scenario} {m}/{k0}/{k1}", prog, words)
+            measured = in_cycles["weights"][k0] - in_cycles["acts"][0]
+            result["windows"].append({"m": m, "k0": k0, "k1": k1, "cycles": measured})
+            if measured != want:
+                unit.errors.append(f"{unit.prefix} window: tile 1's first weight row came "
+                                   f"{measured} cycles after tile 0's first vector (M={m}, "
+                                   f"K0={k0}), manifest says {want}")
+        result["vectors"] = len(result["windows"])
+    elif scenario == "cycles":
+        # Whole GEMMs driven as fast as the array accepts (every input valid at once, no
+        # gaps, no back-pressure): clock edges from the first input transfer to the last
+        # result transfer, against the manifest's gemm_cycles formula.
+        entry = unit.timing["gemm_cycles"]
+        lo, hi = _rng(model)
+        result["gemm_cycles"] = []
+        checked = 0
+        for m, k, n in (shapes or cycle_shapes(model)):
+            await unit.quiet(model.rows + model.cols + 2)  # idle and empty
+            a = rng.integers(lo, hi, size=(m, k))
+            b = rng.integers(lo, hi, size=(k, n))
+            prog, assemble, want = gemm_program(model, codecs, a, b, rng)
+            words, out_cycles, in_cycles = await unit.run(prog, rng)
+            count, got = unit.compare(f"{scenario} {m}x{k}x{n}", prog, words)
+            checked += count
+            if len(got) != len(prog.expected):
+                continue
+            bad = int(np.sum(assemble(got) != want))
+            if bad:
+                unit.errors.append(f"{unit.prefix} cycles {m}x{k}x{n}: {bad} outputs differ "
+                                   "from sim.golden.tiled_gemm")
+            measured = out_cycles[-1] - min(c[0] for c in in_cycles.values() if c)
+            formula = manifest_gemm_cycles(entry, m, k, n)
+            result["gemm_cycles"].append({"shape": [m, k, n], "cycles": measured,
+                                          "manifest": formula})
+            if measured != formula:
+                unit.errors.append(f"{unit.prefix} cycles {m}x{k}x{n}: measured {measured}, "
+                                   f"manifest formula says {formula}")
+        result["vectors"] = checked
     elif scenario == "stream":
         # Benchmark: a long stream without gaps or back-pressure; simulator speed measured
         # over the drive loop only (program and golden model built beforehand).
@@ -323,7 +379,8 @@ async def arrays_match_golden_model(dut):
                 results.append(await run_scenario(unit, scenario, rng, ucfg.get("gemm")
                                                   or (3 * unit.model.rows + 1,
                                                       2 * unit.model.rows + 3,
-                                                      2 * unit.model.cols + 1)))
+                                                      2 * unit.model.cols + 1),
+                                                  ucfg.get("cycle_shapes")))
             except Exception as exc:  # report, keep checking the other scenarios
                 errors.append(f"{unit.prefix} {scenario}: {type(exc).__name__}: {exc}")
                 await unit.reset()

@@ -1,0 +1,40 @@
+"""The Verilator object cache never links an object into a design it was not compiled for.
+
+Regression test: the cache used to keep cocotb's ``verilator.o`` (which includes the design's
+``Vtop.h``) and linked it into the next build, so after ``check_multipliers`` on one set of
+multipliers (the documented API) the bank tests crashed ("Couldn't find root handle",
+``free(): invalid pointer``). Here two different designs are built in one fresh cache, in both
+orders of first use, and each must check bit-exactly; the second build of the first design must
+reuse the cached runtime, and the two designs must not share ``verilator.o``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hw.mult import parse
+from sim.rtlcheck import check_multipliers
+from sim.tb.runner import why_unavailable
+
+pytestmark = [pytest.mark.rtl,
+              pytest.mark.skipif(why_unavailable("verilator") is not None,
+                                 reason=why_unavailable("verilator") or "")]
+
+
+def _check(specs, workdir):
+    report = check_multipliers(specs, simulator="verilator", workdir=workdir, lanes=1)
+    assert report["passed"], report.get("errors") or report.get("mismatches")
+    return report
+
+
+def test_two_designs_share_one_cache_without_crashing(tmp_path, monkeypatch):
+    monkeypatch.setenv("AXM_CACHE_DIR", str(tmp_path / "cache"))
+    small = [parse("drum3", width=4, signed=False)]
+    other = [parse("truncated2", width=4), parse("exact", width=5, signed=False)]
+    _check(small, tmp_path / "a")           # fills the cache
+    _check(other, tmp_path / "b")           # another top interface: must not reuse verilator.o
+    _check(small, tmp_path / "c")           # the first design again: its entry still matches
+    entries = sorted(p.name.split("-")[0] for p in (tmp_path / "cache" / "verilator").iterdir())
+    assert "verilated" in entries and "verilator" in entries
+    mains = list((tmp_path / "cache" / "verilator").glob("verilator-*/*.o"))
+    assert len(mains) == 2, "each top interface has its own cocotb main object"
