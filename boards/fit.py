@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.cli import (CONVENTIONS, Parser, UsageError, add_force, add_json, add_mult,
-                    add_signedness, add_width, integer, run_main, signedness_values,
-                    split_mults)
+from hw.cli import (CONVENTIONS, Parser, UsageError, add_force, add_json, integer, run_main,
+                    signedness_values, split_mults)
 from hw.outputs import check_file, write_file
 
-from .build import BOARDS, BuildError, array_from_args, build_bitstream, find_board
+from .build import (BOARDS, BuildError, add_board_args, array_from_args, build_bitstream,
+                    find_board)
 
 __all__ = ["largest_fit", "main"]
 
@@ -101,18 +101,12 @@ def _parser() -> Parser:
         epilog="examples:\n  python -m boards.fit --board icebreaker --mult exact,truncated8\n"
                "  python -m boards.fit --board ulx3s --mult drum6 --max-dim 8 --json fit.json\n"
                "--mult: each name is searched separately.\n\n" + CONVENTIONS)
-    p.add_argument("--board", "--device", dest="board", required=True, metavar="NAME",
-                   help=f"one of {', '.join(BOARDS)} (or its device's name)")
-    add_mult(p, required=True, help="multiplier name(s) to compare: NAME[,NAME...] (--mult "
-                                    "may be repeated)")
-    add_width(p)
-    add_signedness(p)
-    p.add_argument("--acc-width", type=integer(1, 64), default=32,
-                   help="accumulator width (default 32)")
-    p.add_argument("--overflow", choices=("wrap", "saturate"), default="wrap",
-                   help="accumulator overflow rule (default wrap)")
-    p.add_argument("--max-dim", type=integer(1, 64), default=None,
-                   help="largest rows/cols to try (default: the board's limit)")
+    add_board_args(p, mult_required=True,
+                   mult_help="multiplier name(s) to compare: NAME[,NAME...] (--mult may be "
+                             "repeated)")
+    p.add_argument("--max-dim", type=integer(2, 64), default=None,
+                   help="largest rows/cols to try, 2.. (the search starts at 2x2; default: "
+                        "the board's limit)")
     add_json(p)
     add_force(p)
     return p

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -71,19 +70,11 @@ def write_atomically(dst: Path, data: bytes) -> bool:
 
 def save_atomically(src: Path, dst: Path) -> bool:
     """Copy the file ``src`` to ``dst`` atomically (see :func:`write_atomically`)."""
-    tmp = None
     try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-", suffix=dst.suffix)
-        os.close(fd)
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-        return True
+        data = Path(src).read_bytes()
     except OSError:
-        if tmp is not None:
-            with _quiet():
-                os.unlink(tmp)
         return False
+    return write_atomically(dst, data)
 
 
 class _quiet:

@@ -29,8 +29,9 @@ from .errors import ToolkitError
 
 __all__ = ["CONVENTIONS", "UsageError", "Parser", "integer", "number", "seed", "split_mults",
            "add_mult", "add_width", "add_signedness", "signedness_values", "add_device",
-           "add_out", "add_force", "add_json", "add_seed", "add_jobs", "add_timeout",
-           "add_cache", "apply_cache", "progress_enabled", "progress", "run_main", "fail"]
+           "add_accumulator", "add_out", "add_force", "add_json", "add_seed", "add_jobs", "add_timeout",
+           "add_cache", "apply_cache", "output_path", "progress_enabled", "progress",
+           "run_main", "fail"]
 
 CONVENTIONS = f"""\
 conventions (the same in every axmtoolkit command):
@@ -53,7 +54,7 @@ on stderr, no output written); 130 interrupted.
 """
 
 _MAX_DIGITS = 19
-_INT = re.compile(r"[+-]?\d+(_\d+)*")
+_INT = re.compile(r"[+-]?\d+(_\d+)*", re.ASCII)     # 0-9 only, not "４"
 
 
 class UsageError(ToolkitError):
@@ -72,8 +73,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message):
-        message = " ".join(str(message).split())
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {_clip(' '.join(str(message).split()))}\n")
 
 
 def fail(message: str):
@@ -122,7 +122,7 @@ def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
     """An ``argparse`` type: a finite decimal number in ``lo..hi`` (``lo_open``: ``> lo``)."""
     def parse(text: str) -> float:
         t = str(text).strip()
-        if len(t) > 40:
+        if len(t) > 40 or not t.isascii():
             raise argparse.ArgumentTypeError(f"{_short(t)!r} is not a number")
         try:
             value = float(t)
@@ -226,10 +226,32 @@ def add_device(p, *flags, default: str | None = None, help: str | None = None):
                    + (f" (default {default})" if default else ""))
 
 
+def add_accumulator(p, *, defaults: bool = True):
+    """``--acc-width A`` and ``--overflow wrap|saturate`` (defaults 32 and wrap, or ``None``
+    when the command fills them in itself)."""
+    p.add_argument("--acc-width", type=integer(1, 64), default=32 if defaults else None,
+                   metavar="A", help="accumulator width in bits (default 32)")
+    p.add_argument("--overflow", choices=("wrap", "saturate"),
+                   default="wrap" if defaults else None,
+                   help="accumulator overflow rule (default wrap)")
+
+
 # -- outputs, jobs, caches ------------------------------------------------------------------------
+def output_path(text: str) -> str:
+    """An ``argparse`` type for an output file or folder where no stream is offered: refuses
+    an empty path and ``-`` (which means standard output elsewhere; ``./-`` names a file)."""
+    t = str(text)
+    if not t.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    if t == "-":
+        raise argparse.ArgumentTypeError("'-' (standard output) is not offered here; give a "
+                                         "path (./- for a file or folder named -)")
+    return t
+
+
 def add_out(p, *, default=None, metavar: str = "PATH", help: str | None = None,
             flags=("-o", "--out")):
-    p.add_argument(*flags, dest="out", default=default, metavar=metavar,
+    p.add_argument(*flags, dest="out", type=output_path, default=default, metavar=metavar,
                    help=help or "output path (see conventions below)")
 
 
@@ -277,6 +299,11 @@ def apply_cache(args) -> bool:
     if folder:
         if os.path.lexists(folder) and not os.path.isdir(folder):
             fail(f"--cache-dir {folder}: exists and is not a folder")
+        above = os.path.dirname(os.path.abspath(folder))
+        while not os.path.lexists(above):              # the folders it would have to create
+            above = os.path.dirname(above)
+        if not os.path.isdir(above):
+            fail(f"--cache-dir {folder}: {above} is not a folder")
         os.environ["AXM_CACHE_DIR"] = os.path.abspath(folder)
     return not getattr(args, "no_cache", False)
 
@@ -310,9 +337,22 @@ def _raise_terminated(signum, frame):
     raise _Terminated(signum)
 
 
+#: Longest message shown: a 100 000-character argument quoted in an error stays readable.
+MAX_MESSAGE = 600
+
+
+def _clip(text: str) -> str:
+    """``text``, or its start and end around ``[... N characters ...]`` when it is longer than
+    :data:`MAX_MESSAGE` (the end often says what is wrong: "File name too long")."""
+    if len(text) <= MAX_MESSAGE:
+        return text
+    head, tail = MAX_MESSAGE * 2 // 3, MAX_MESSAGE // 4
+    return f"{text[:head]} [... {len(text) - head - tail} characters ...] {text[-tail:]}"
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+    return _clip(text) or type(exc).__name__
 
 
 #: Exceptions that mean "this input cannot be processed": reported like ToolkitError.

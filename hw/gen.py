@@ -49,6 +49,9 @@ class Generated:
     manifest: dict
     design_verilog: str = ""
     extra_sources: dict = field(default_factory=dict)
+    #: The multipliers in the manifest's order as names this process can parse again (imported
+    #: ones with absolute paths; the manifest holds only their portable names).
+    model_names: list = field(default_factory=list)
 
     @property
     def verilog(self) -> str:
@@ -129,7 +132,7 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
                                        command=command)
         manifest["extra_sources"] = list(extra)
         return Generated(top, {f"{top}.v": verilog, f"{top}.json": dumps(manifest)}, manifest,
-                         design, extra)
+                         design, extra, [spec.name])
 
     rows = _int("--rows", rows)
     cols = rows if cols is None else _int("--cols", cols)
@@ -189,8 +192,9 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
                               assignment={"per": per, "names": canonical if per != "all"
                                           else canonical[:1]})
     manifest["extra_sources"] = list(extra)
+    model_names = [specs[n].name for n in (names if per != "all" else names[:1])]
     return Generated(top, {f"{top}.v": verilog, f"{top}.json": dumps(manifest)}, manifest,
-                     design, extra)
+                     design, extra, model_names)
 
 
 def _grammar() -> str:

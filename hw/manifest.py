@@ -133,7 +133,10 @@ def dumps(manifest: dict) -> str:
 
 
 def load_manifest(path) -> dict:
-    """Read a manifest and check its format tag; raises ``ValueError`` on anything else."""
+    """Read a manifest and check its format tag; raises ``ValueError`` on anything else (a
+    FIFO or device is refused unread: reading one could wait forever)."""
+    if not Path(path).is_file():
+        raise ValueError(f"manifest {path} does not exist or is not a regular file")
     try:
         manifest = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:

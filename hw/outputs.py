@@ -115,17 +115,48 @@ def _not_a_folder(path: Path, label: str) -> OutputError:
     return OutputError(f"{label}: a part of the path is not a folder")
 
 
+def _cannot_create_in(folder: Path) -> str | None:
+    """Why nothing can be created in ``folder``, or ``None``. The mode bits (``os.access``) are
+    not enough: root passes them everywhere, and /proc or /sys refuse new entries whatever
+    they say; so a private folder is made there and removed at once."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "permission denied"
+    try:
+        probe = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}probe-", dir=folder)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    with contextlib.suppress(OSError):
+        os.rmdir(probe)
+    return None
+
+
 def _check_parent(path: Path, label: str) -> None:
     parent = Path(os.path.abspath(path)).parent
     if os.path.isdir(parent):
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise OutputError(f"{label}: cannot write into {parent} (permission denied)")
+        why = _cannot_create_in(parent)
+        if why:
+            raise OutputError(f"{label}: cannot write into {parent} ({why})")
         return
     ancestor = _existing_ancestor(path)
     if not os.path.isdir(ancestor):
         raise _not_a_folder(path, label)
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise OutputError(f"{label}: cannot create folders in {ancestor} (permission denied)")
+    why = _cannot_create_in(ancestor)
+    if why:
+        raise OutputError(f"{label}: cannot create folders in {ancestor} ({why})")
+
+
+def _lstat(path: Path, label: str):
+    """``os.lstat(path)``, or ``None`` when it does not exist and may be created (its nearest
+    existing folder is writable); :class:`OutputError` otherwise."""
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        _check_parent(path, label)
+        return None
+    except NotADirectoryError:
+        raise _not_a_folder(path, label) from None
+    except OSError as exc:
+        raise OutputError(f"{label}: {exc.strerror or exc}") from None
 
 
 def check_file(path, *, force: bool = False, label: str | None = None) -> Path:
@@ -138,15 +169,9 @@ def check_file(path, *, force: bool = False, label: str | None = None) -> Path:
     label = label or str(path)
     if not str(path) or path.name in ("", ".", ".."):
         raise OutputError(f"{label}: not a file name")
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        _check_parent(path, label)
+    st = _lstat(path, label)
+    if st is None:
         return path
-    except NotADirectoryError:
-        raise _not_a_folder(path, label) from None
-    except OSError as exc:
-        raise OutputError(f"{label}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(st.st_mode):
         raise OutputError(f"{label} exists and is {_kind(st.st_mode)}; outputs are written "
                           "only to regular files")
@@ -162,15 +187,9 @@ def check_folder(path, *, force: bool = False, label: str | None = None) -> Path
     toolkit's own unchanged outputs, or anything with ``force``. Raises :class:`OutputError`."""
     path = Path(path)
     label = label or str(path)
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        _check_parent(path, label)
+    st = _lstat(path, label)
+    if st is None:
         return path
-    except NotADirectoryError:
-        raise _not_a_folder(path, label) from None
-    except OSError as exc:
-        raise OutputError(f"{label}: {exc.strerror or exc}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise OutputError(f"{label} exists and is {_kind(st.st_mode)}, not a folder")
     if not os.access(path, os.W_OK | os.X_OK):

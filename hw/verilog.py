@@ -37,7 +37,7 @@ import re
 
 from amaranth.back import verilog
 
-__all__ = ["emit_verilog", "emit_verilog_many", "widen_operands"]
+__all__ = ["emit_verilog", "emit_verilog_many", "widen_operands", "flip_flop_bits"]
 
 _TO_Y = {"$add": "AB", "$sub": "AB", "$neg": "A", "$shl": "A"}
 _COMPARE = {"$eq", "$ne", "$lt", "$le", "$gt", "$ge"}
@@ -175,3 +175,19 @@ def emit_verilog_many(designs) -> str:
         return "".join(emit_verilog(component, name) for component, name in designs)
     return convert_rtlil(widen_operands("".join(_rtlil(component, name)
                                                 for component, name in designs)))
+
+
+def flip_flop_bits(component, name: str = "top") -> int:
+    """Flip-flop bits in Amaranth's netlist of ``component`` (the ``WIDTH`` of every ``$*dff*``
+    cell of its RTLIL): what any FPGA mapping needs at least, since synthesis keeps every
+    register that drives an output. Elaborates the component (about 0.2 s for a PE)."""
+    count, cell = 0, None
+    for line in _rtlil(component, name).splitlines():
+        words = line.split()
+        if words[:1] == ["cell"]:
+            cell = words[1]
+        elif cell and "dff" in cell and words[:2] == ["parameter", "\\WIDTH"]:
+            count += int(words[2])
+        elif words == ["end"]:
+            cell = None
+    return count

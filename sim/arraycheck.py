@@ -100,12 +100,15 @@ class StreamCodec:
         return unpack(bits, f["lanes"], f["lane_width"], f["signed"])
 
 
-def model_from_manifest(manifest: dict) -> ArrayModel:
-    """The golden model of a generated array, rebuilt from its manifest."""
+def model_from_manifest(manifest: dict, names=None) -> ArrayModel:
+    """The golden model of a generated array, rebuilt from its manifest. ``names`` replaces the
+    manifest's multiplier names (e.g. :attr:`hw.gen.Generated.model_names`, whose imported
+    files are found from any working folder)."""
     arr = manifest["array"]
     kw = dict(width=arr["operand_width"], signed=arr["signed"], dataflow=arr["dataflow"],
               acc_width=arr["acc_width"], overflow=arr["overflow"])
-    names, per = arr["multiplier_names"], arr["multipliers_per"]
+    names = list(names) if names else arr["multiplier_names"]
+    per = arr["multipliers_per"]
     if per == "all":
         return ArrayModel.uniform(arr["rows"], arr["cols"], names[0], **kw)
     if per == "row":
@@ -438,6 +441,7 @@ def prepare_harness(designs: list[dict], workdir: Path, *, seed: int = 1,
         gens.append(gen)
         units.append((f"u{i}", gen.manifest))
         unit_cfg.append({"prefix": f"u{i}", "manifest": gen.manifest,
+                         "model_names": gen.model_names,
                          "scenarios": list(design.get("scenarios", scenarios)),
                          "gemm": design.get("gemm"), "seed": seed + 1000 * i,
                          "cycle_shapes": design.get("cycle_shapes"),

@@ -80,8 +80,8 @@ def load_distribution(path: str) -> np.ndarray:
     if not p.is_file():
         raise MultiplierError(f"distribution file not found (or not a file): {path}")
     try:
-        if p.suffix == ".npy":
-            arr = np.load(p, allow_pickle=False)
+        if p.suffix == ".npy":      # mapped first: a header claiming a huge shape costs nothing
+            arr = np.array(np.load(p, mmap_mode="r", allow_pickle=False))
         else:
             text = p.read_text().replace(",", " ").split()
             arr = np.array([float(t) for t in text])

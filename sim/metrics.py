@@ -86,8 +86,9 @@ def operand_histogram(spec: MultiplierSpec, values_or_weights) -> np.ndarray:
             raise MultiplierError(f"operand samples outside {lo}..{hi} for {spec.full_name}")
         samples = arr.astype(np.int64)
         weights = np.bincount(samples - lo, minlength=n_values).astype(np.float64)
-    if np.any(weights < 0) or weights.sum() <= 0:
+    if np.any(weights < 0) or not np.any(weights > 0):
         raise MultiplierError("operand weights must be non-negative with a positive sum")
+    weights = weights / weights.max()      # huge finite weights (1e308 each) sum without overflow
     return weights / weights.sum()
 
 

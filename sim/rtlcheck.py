@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from hw.cli import (CONVENTIONS, Parser, UsageError, add_force, add_json, add_mult, add_seed,
-                    add_signedness, add_width, integer, run_main, signedness_values,
-                    split_mults)
+                    add_signedness, add_width, integer, output_path, run_main,
+                    signedness_values, split_mults)
 from hw.mult import MultiplierSpec, extra_verilog_sources, parse
+from hw.outputs import check_file, check_folder, write_file
 from hw.verilog import emit_verilog
 
 from .tb.harness import MultiplierBank
-from .tb.runner import SIMULATORS, run_cocotb
+from .tb.runner import SIMULATORS, TestbenchError, run_cocotb
 
 __all__ = ["EXHAUSTIVE_LIMIT", "corner_operands", "test_vectors", "check_multipliers",
            "build_parser", "format_table", "main"]
@@ -240,7 +241,7 @@ def build_parser() -> Parser:
     p.add_argument("--waves", metavar="FILE",
                    help="dump waveforms to FILE.fst or FILE.vcd (two simulators: "
                         "FILE.<simulator>.fst)")
-    p.add_argument("--build-dir", metavar="DIR",
+    p.add_argument("--build-dir", type=output_path, metavar="DIR",
                    help="keep the simulator builds in DIR (default: a temporary folder, "
                         "removed afterwards)")
     add_force(p)
@@ -254,8 +255,7 @@ def _simulators(choice: str | None) -> list[str]:
     wanted = list(SIMULATORS) if choice in (None, "both") else [choice]
     missing = {s: why_unavailable(s) for s in wanted if why_unavailable(s)}
     if choice is not None and missing:
-        sim, reason = next(iter(missing.items()))
-        raise UsageError(f"--simulator {choice}: {reason}")
+        raise UsageError(f"--simulator {choice}: {next(iter(missing.values()))}")
     ready = [s for s in wanted if s not in missing]
     if not ready:
         raise UsageError("no simulator installed: " + "; ".join(missing.values()))
@@ -265,8 +265,6 @@ def _simulators(choice: str | None) -> list[str]:
 
 
 def _wave_targets(path: str | None, simulators: list[str], force: bool) -> dict:
-    from hw.outputs import check_file
-
     from .tb.runner import why_no_waves
 
     if path is None:
@@ -533,13 +531,10 @@ def _main(argv) -> int:
         if not names:
             raise UsageError("give multiplier NAMEs (or --mult LIST), --array with the hw.gen "
                              "array options, or --manifest FILE.json")
-    from hw.outputs import check_file, write_file
-
     if args.json not in (None, "-"):
         check_file(args.json, force=args.force, label=f"--json {args.json}")
-    if args.build_dir is not None and Path(args.build_dir).exists() \
-            and not Path(args.build_dir).is_dir():
-        raise UsageError(f"--build-dir {args.build_dir}: exists and is not a folder")
+    if args.build_dir is not None:
+        check_folder(args.build_dir, force=args.force, label=f"--build-dir {args.build_dir}")
 
     # Everything that can be refused is refused before any simulator runs.
     mode, manifest_info, specs, labels, designs = "multipliers", None, [], {}, None
@@ -574,15 +569,21 @@ def _main(argv) -> int:
     with tempfile.TemporaryDirectory(prefix="axm-rtlcheck-") as tmp:
         workdir = Path(args.build_dir) if args.build_dir else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        if mode == "array":
-            from .arraycheck import prepare_harness
-            harness = prepare_harness(designs, workdir, seed=args.seed)
-            runs = _run_array_harness(harness, labels, simulators, workdir, waves)
-        elif mode == "manifest:array":
-            harness = _manifest_harness(manifest, vfile, workdir, args)
-            runs = _run_array_harness(harness, labels, simulators, workdir, waves)
-        else:
-            runs = _run_multipliers(specs, labels, simulators, workdir, args, waves)
+        try:
+            if mode == "array":
+                from .arraycheck import prepare_harness
+                harness = prepare_harness(designs, workdir, seed=args.seed)
+                runs = _run_array_harness(harness, labels, simulators, workdir, waves)
+            elif mode == "manifest:array":
+                harness = _manifest_harness(manifest, vfile, workdir, args)
+                runs = _run_array_harness(harness, labels, simulators, workdir, waves)
+            else:
+                runs = _run_multipliers(specs, labels, simulators, workdir, args, waves)
+        except TestbenchError as exc:         # its first line; the log stays in the build
+            text = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if not args.build_dir:
+                text += " (that folder is removed: rerun with --build-dir DIR to keep it)"
+            raise TestbenchError(text) from None
         written = []
         for run in runs:
             if waves and run.get("waves"):
@@ -622,8 +623,6 @@ def _main(argv) -> int:
 
 
 def _emit_json(args, result: dict) -> None:
-    from hw.outputs import write_file
-
     text = json.dumps(result, indent=1, default=int)
     if args.json == "-":
         print(text)

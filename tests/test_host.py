@@ -163,7 +163,8 @@ def test_cli_selftest_with_model(capsys):
     (["--port", "loop://", "--identify", "--timeout", "0.02", "--retries", "1"], "timed out"),
     (["--model", "2x2:nosuchmult", "--identify"], "unknown multiplier"),
     (["--model", "2by2", "--identify"], "ROWSxCOLS"),
-    (["--port", "loop://", "--selftest", "--tests", "0"], "positive"),
+    (["--port", "loop://", "--selftest", "--tests", "0"], "argument --tests: 0 is out of range"),
+    (["--port", "loop://", "--identify", "--baud", "nan"], "argument --baud: 'nan' is not an"),
 ])
 def test_cli_errors_exit_2_with_one_line(argv, needle):
     proc = subprocess.run([sys.executable, "-m", "boards.host", *argv], capture_output=True,

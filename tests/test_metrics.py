@@ -143,8 +143,8 @@ def test_cli_distribution_files(tmp_path, capsys):
 @pytest.mark.parametrize("argv, fragment", [
     (["nosuch"], "unknown multiplier"),
     (["truncated40"], "outside"),
-    (["exact", "--width", "0"], "outside the supported range"),
-    (["exact", "--width", "x"], "invalid int value"),
+    (["exact", "--width", "0"], "argument --width: 0 is out of range 4..16"),
+    (["exact", "--width", "x"], "argument --width: 'x' is not an integer"),
     ([], "give at least one"),
     (["exact", "--dist-a", "/nonexistent/file.npy"], "not found"),
 ])

@@ -6,14 +6,15 @@ import contextlib
 import json
 import sys
 import threading
+from pathlib import Path
 
 from hw.cache import Cache
-from hw.cli import (CONVENTIONS, Parser, add_cache, add_device, add_force, add_jobs, add_json,
+from hw.cli import (CONVENTIONS, Parser, add_accumulator, add_cache, add_device, add_force, add_jobs, add_json,
                     add_mult, add_out, add_seed, add_signedness, add_timeout, add_width,
-                    apply_cache, integer, number, progress, progress_enabled, run_main,
-                    signedness_values, split_mults, UsageError)  # noqa: F401
+                    apply_cache, integer, number, output_path, progress, progress_enabled,
+                    run_main, signedness_values, split_mults, UsageError)  # noqa: F401
 from hw.mult import parse
-from hw.outputs import check_file, staged_folder, write_file
+from hw.outputs import check_file, check_folder, staged_folder, write_file
 
 from .designs import KINDS, make_design
 from .errors import CostError
@@ -58,8 +59,7 @@ def _design_args(p, *, kinds=True):
         p.add_argument("--rows", type=integer(1, 64), help="array rows (--kind array, default 2)")
         p.add_argument("--cols", type=integer(1, 64), help="array columns (default = rows)")
     p.add_argument("--dataflow", choices=("ws", "os"), help="array dataflow (default ws)")
-    p.add_argument("--acc-width", type=integer(1, 64), help="accumulator width A (default 32)")
-    p.add_argument("--overflow", choices=("wrap", "saturate"), help="accumulator overflow rule")
+    add_accumulator(p, defaults=False)
     p.add_argument("--pipeline", action="store_true", default=None,
                    help="register each product before its adder")
 
@@ -98,7 +98,7 @@ def build_parser() -> Parser:
     p.add_argument("--io", choices=("auto", "direct", "serial"), default="auto",
                    help="harness pins: one per port bit, or a scan chain (auto: what fits)")
     p.add_argument("--pack-only", action="store_true", help="stop after packing (utilisation)")
-    p.add_argument("--build-dir", metavar="DIR",
+    p.add_argument("--build-dir", metavar="DIR", type=output_path,
                    help="keep the build files of a successful run in DIR (one name only)")
     _common(p)
 
@@ -111,7 +111,7 @@ def build_parser() -> Parser:
     add_signedness(p, allow_both=True)
     p.add_argument("--no-pnr", action="store_true", help="synthesis only (no Fmax columns)")
     p.add_argument("--no-plot", action="store_true", help="skip pareto.png")
-    p.add_argument("--doc", metavar="FILE",
+    p.add_argument("--doc", metavar="FILE", type=output_path,
                    help="also replace the cost table between the cost-table markers in FILE")
     add_jobs(p)
     add_seed(p, default=1, help="placement seed, 0..2^63-1 (default 1)")
@@ -168,12 +168,21 @@ def _json_target(args):
         check_file(args.json, force=args.force, label=f"--json {args.json}")
 
 
-def _emit_json(args, value) -> None:
+def _one_or_list(results) -> dict | list:
+    """One result as a JSON object, several as a list."""
+    items = [r.as_dict() for r in results]
+    return items[0] if len(items) == 1 else items
+
+
+def _emit_json(args, value) -> bool:
+    """Write ``--json`` output; return whether it went to stdout (then nothing else is
+    printed)."""
     text = json.dumps(value, indent=1)
     if args.json == "-":
         print(text)
-    else:
-        write_file(args.json, text + "\n", force=args.force)
+        return True
+    write_file(args.json, text + "\n", force=args.force)
+    return False
 
 
 def _cache(args) -> Cache:
@@ -202,10 +211,8 @@ def _cmd_synth(args):
             with _busy(f"yosys {target} {design.label}"):
                 results.append(synthesize(design, target, dsp=dsp, cache=cache,
                                           timeout=args.timeout))
-    if args.json:
-        _emit_json(args, [r.as_dict() for r in results])
-        if args.json == "-":
-            return
+    if args.json and _emit_json(args, [r.as_dict() for r in results]):
+        return
     for design in designs:
         print(f"{design.label}")
         mine = [r for r in results if r.design == design.label]
@@ -226,6 +233,8 @@ def _cmd_pnr(args):
     designs = _designs(args)
     if args.build_dir and len(designs) != 1:
         raise UsageError("--build-dir keeps the files of one design: give one name")
+    if args.build_dir:
+        check_folder(args.build_dir, force=args.force, label=f"--build-dir {args.build_dir}")
     _json_target(args)
     cache = _cache(args)
     results = []
@@ -242,11 +251,8 @@ def _cmd_pnr(args):
                                     freq_mhz=args.freq, io=args.io, pack_only=args.pack_only,
                                     cache=cache, timeout=args.timeout)
         results.append(r)
-    if args.json:
-        _emit_json(args, [r.as_dict() for r in results] if len(results) > 1
-                   else results[0].as_dict())
-        if args.json == "-":
-            return
+    if args.json and _emit_json(args, _one_or_list(results)):
+        return
     for r in results:
         print(f"{r.design} on {r.device} (harness {r.io}, seed {r.seed})"
               f"{'  [cached]' if r.cached else ''}")
@@ -260,23 +266,22 @@ def _cmd_pnr(args):
 
 
 def _cmd_sweep(args):
-    from .sweep import output_names, sweep, write_outputs
+    from .sweep import doc_with_table, output_names, sweep, write_outputs
     names = list(args.names) + split_mults(args.mult or []) + split_mults(args.names_list)
     signedness = signedness_values(args, default="both")
     for fname in output_names(args.width, plot=not args.no_plot):   # refuse before any run
         check_file(f"{args.out}/{fname}", force=args.force)
     if args.doc:
         check_file(args.doc, force=args.force, label=f"--doc {args.doc}")
+        doc_with_table(Path(args.doc), [], {"width": args.width})   # it has the markers
     _json_target(args)
     rows, meta = sweep(names or None, width=args.width, signedness=signedness,
                        pnr=not args.no_pnr, jobs=args.jobs, seed=args.seed,
                        cache=_cache(args), timeout=args.timeout)
     files = write_outputs(rows, meta, args.out, plot=not args.no_plot, doc=args.doc,
                           force=args.force)
-    if args.json:
-        _emit_json(args, {"meta": meta, "rows": rows})
-        if args.json == "-":
-            return
+    if args.json and _emit_json(args, {"meta": meta, "rows": rows}):
+        return
     for f in files:
         print(f)
 
@@ -292,11 +297,8 @@ def _cmd_fits(args):
     cache = _cache(args)
     results = [what_fits(spec, args.device.key, dsp=args.dsp, confirm=not args.no_confirm,
                          cache=cache, timeout=args.timeout, **opts) for spec in specs]
-    if args.json:
-        _emit_json(args, [r.as_dict() for r in results] if len(results) > 1
-                   else results[0].as_dict())
-        if args.json == "-":
-            return
+    if args.json and _emit_json(args, _one_or_list(results)):
+        return
     for r in results:
         print(f"{r.multiplier} {r.config['dataflow']} array on {r.device}: largest square "
               f"array {r.side}x{r.side} ({'placed and routed' if r.routed else 'packed'}"

@@ -47,7 +47,8 @@ class Design:
     """
 
     def __init__(self, label: str, factory: Callable, *, info: dict | None = None,
-                 pe_count: int = 1, extra_verilog: dict | None = None):
+                 pe_count: int = 1, extra_verilog: dict | None = None,
+                 spec: MultiplierSpec | None = None):
         if not isinstance(label, str) or not label:
             raise CostError(f"design label must be a non-empty string, not {label!r}")
         if not callable(factory):
@@ -58,8 +59,11 @@ class Design:
         self._pe_count = int(pe_count)
         # Modules the design instantiates but does not generate (imported multipliers).
         self._extra_verilog = dict(extra_verilog or {})
+        self._spec = spec
 
     label = property(lambda self: self._label)
+    #: The multiplier of a multiplier/MAC/array design (``None`` for other designs).
+    spec = property(lambda self: self._spec)
     extra_verilog = property(lambda self: dict(self._extra_verilog))
     info = property(lambda self: dict(self._info))
     pe_count = property(lambda self: self._pe_count)
@@ -151,7 +155,7 @@ def array(spec: MultiplierSpec, rows: int, cols: int, *, dataflow: str = "ws",
                   info={"kind": "array", **_spec_info(spec), "rows": rows, "cols": cols,
                         "dataflow": dataflow, "acc_width": acc_width, "overflow": overflow,
                         "pipeline": pipeline},
-                  extra_verilog=extra_verilog_sources([spec]))
+                  extra_verilog=extra_verilog_sources([spec]), spec=spec)
 
 
 def _make_mult(spec, **opts):

@@ -132,6 +132,26 @@ def _nextpnr_failure(design_label, device, text, result=None) -> CostError:
     return ToolError(f"nextpnr failed on {design_label} for {device.name}: {line}")
 
 
+def _refuse_hopeless(design: Design, device: Device) -> None:
+    """:class:`DoesNotFit` before any tool runs when an array's PEs alone need more flip-flops
+    than ``device`` has logic cells (one PE counted in Amaranth's netlist; every iCE40/ECP5
+    cell holds one flip-flop)."""
+    info, spec = design.info, design.spec
+    if info.get("kind") != "array" or spec is None:
+        return
+    from hw.systolic import SystolicArray
+    from hw.verilog import flip_flop_bits
+    core = SystolicArray(1, 1, spec, dataflow=info["dataflow"], acc_width=info["acc_width"],
+                         overflow=info["overflow"], pipeline=info["pipeline"])
+    core._MustUse__silence = True
+    needed = info["rows"] * info["cols"] * flip_flop_bits(core.pe_component(spec))
+    if needed > device.capacity:
+        raise DoesNotFit(f"{design.label} does not fit {device.name}: its PEs alone need "
+                         f"{needed} flip-flops, the device has {device.capacity} logic cells "
+                         f"(nothing was run; --pack-only measures it anyway)",
+                         {"flip-flops": {"used": needed, "available": device.capacity}})
+
+
 def place_and_route(design: Design, device: str | Device = "ice40up5k", *, dsp: bool = False,
                     seed: int = 1, freq_mhz: float | None = None, io: str = "auto",
                     pack_only: bool = False, cache: Cache | None = None,
@@ -145,6 +165,8 @@ def place_and_route(design: Design, device: str | Device = "ice40up5k", *, dsp: 
     """
     device = device if isinstance(device, Device) else find_device(device)
     freq = float(freq_mhz or device.freq_mhz)
+    if not pack_only:
+        _refuse_hopeless(design, device)
     wrapped = harness_design(design, device, io)
     cache = Cache() if cache is None else cache
     yosys = tools.find_tool("yosys")

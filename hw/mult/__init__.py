@@ -94,8 +94,10 @@ def parse(name: str, *, width: int = 8, signed: bool = True) -> MultiplierSpec:
     if match is None:
         raise MultiplierError(_unknown(text))
     prefix, suffix = match.groups()
+    if prefix not in _FAMILIES:
+        raise MultiplierError(_unknown(text))        # the whole name, not its first letters
     cls = family(prefix)
-    params = re.fullmatch(cls.suffix_pattern, suffix)
+    params = re.fullmatch(cls.suffix_pattern, suffix, re.ASCII)   # 0-9, not "４"
     if params is None:
         raise MultiplierError(
             f"malformed parameters {suffix!r} for {prefix!r}; expected e.g. "

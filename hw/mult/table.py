@@ -120,8 +120,8 @@ def load_table(path: Path, width: int, is_signed: bool) -> np.ndarray:
         raise MultiplierError(f"table file {str(path)!r} not found")
     suffix = path.suffix.lower()
     try:
-        if suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
+        if suffix == ".npy":        # mapped first: a header claiming a huge shape costs nothing
+            data = np.array(np.load(path, mmap_mode="r", allow_pickle=False))
         elif suffix == ".csv":
             data = np.loadtxt(path, delimiter=",", dtype=np.int64, comments="#", ndmin=2)
         else:
@@ -262,7 +262,7 @@ class TableSpec(LookupSpec):
         if not str(path).strip():
             raise MultiplierError("table: needs a file, e.g. table:products.npy")
         self._given = str(path).strip()
-        self._path = Path(os.path.expanduser(self._given)).resolve()
+        self._path = resolve_path(self._given, "table file")
         self._values = load_table(self._path, self.width, self.signed)
         self._values.setflags(write=False)
         self._raw = raw_table(self._values, self.width, self.signed)
@@ -318,6 +318,17 @@ class TableSpec(LookupSpec):
         d.update(family="table", source={"file": self._path.name, "rom_sha256": self._digest,
                                          "rom_module": self.rom_module})
         return d
+
+
+def resolve_path(given: str, what: str) -> Path:
+    """The absolute path of a bring-your-own file as typed (``~`` expanded, links resolved);
+    :class:`MultiplierError` for a path that cannot be resolved (a symbolic-link loop, a NUL
+    byte)."""
+    try:
+        return Path(os.path.expanduser(given)).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:   # RuntimeError: a link loop (< 3.13)
+        raise MultiplierError(f"{what} {given!r} not found ({' '.join(str(exc).split())[:80]})") \
+            from None
 
 
 def portable_path(given: str) -> str:

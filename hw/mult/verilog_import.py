@@ -52,7 +52,8 @@ from ..cache import cache_dir, write_atomically
 from ..verilator import ObjectCache, setup_verilator
 from ..yowasp import prepare
 from .base import MultiplierError, MultiplierSpec
-from .table import TABLE_MAX_WIDTH, LookupSpec, _ident_part, portable_path, value_table
+from .table import (TABLE_MAX_WIDTH, LookupSpec, _ident_part, portable_path, resolve_path,
+                    value_table)
 
 __all__ = ["VerilogSpec", "analyse_verilog", "derive_raw_table", "PORT_CONVENTIONS"]
 
@@ -390,7 +391,7 @@ class VerilogSpec(LookupSpec):
         if not str(path).strip():
             raise MultiplierError("verilog: needs a file, e.g. verilog:mul8u_1DMU.v")
         self._given = str(path).strip()
-        self._path = Path(os.path.expanduser(self._given)).resolve()
+        self._path = resolve_path(self._given, "Verilog file")
         label = str(self._path)
         if not self._path.is_file():
             raise MultiplierError(f"Verilog file {label!r} not found")

@@ -11,7 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from hw.cli import CONVENTIONS, Parser, UsageError, add_force, integer, number, run_main, split_mults
+from hw.cli import (CONVENTIONS, Parser, UsageError, add_force, integer, number, output_path,
+                    run_main, split_mults)
 from hw.outputs import check_file, check_folder, write_file
 
 from .data import load_dataset
@@ -62,7 +63,7 @@ def build_parser() -> Parser:
     p.add_argument("--predict", action="store_true",
                    help="add the analytical predictor, its per-layer error and the Spearman "
                         "correlation with the accuracy drop")
-    p.add_argument("--report", metavar="DIR",
+    p.add_argument("--report", metavar="DIR", type=output_path,
                    help="write results.json, table.txt and plots to DIR (implies --predict)")
     p.add_argument("--json", nargs="?", const="-", metavar="PATH",
                    help="the results as JSON on stdout, or written to PATH")

@@ -60,6 +60,10 @@ class Dataset:
     def normalized(self, mean, std) -> "Dataset":
         """``(x - mean) / std`` per channel (for models trained on normalised inputs)."""
         c = self.image_shape[0]
+        for label, values in (("--mean", mean), ("--std", std)):
+            if np.size(values) not in (1, c):
+                raise DnnError(f"{label} gives {np.size(values)} values but dataset "
+                               f"{self.name} has {c} channel{'s' if c > 1 else ''}")
         mean = np.broadcast_to(np.asarray(mean, np.float64), (c,))[None, :, None, None]
         std = np.broadcast_to(np.asarray(std, np.float64), (c,))[None, :, None, None]
         if np.any(std <= 0):

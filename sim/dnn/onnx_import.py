@@ -28,11 +28,10 @@ SUPPORTED_OPS = ("Conv", "Gemm", "MatMul", "Relu", "MaxPool", "AveragePool",
 
 def load_onnx(path) -> Graph:
     """Read and convert an ONNX file (one-line :class:`DnnError` on any problem)."""
-    onnx = require("onnx", "ONNX import (--onnx)")
-
     p = Path(path)
-    if not p.is_file():
-        raise DnnError(f"ONNX file {p} does not exist")
+    if not p.is_file():          # before importing onnx (a second): refused at once
+        raise DnnError(f"ONNX file {p} does not exist (or is not a regular file)")
+    onnx = require("onnx", "ONNX import (--onnx)")
     try:
         model = onnx.load(str(p))
     except Exception as exc:  # noqa: BLE001 - protobuf raises assorted errors

@@ -35,7 +35,7 @@ class Unit:
     def __init__(self, dut, cfg, errors, mismatches):
         self.prefix = cfg["prefix"]
         self.manifest = cfg["manifest"]
-        self.model = model_from_manifest(self.manifest)
+        self.model = model_from_manifest(self.manifest, cfg.get("model_names"))
         self.timing = self.manifest["timing"]
         self.errors, self.mismatches = errors, mismatches
         ports = {p["name"]: p for p in self.manifest["ports"]}
