@@ -136,7 +136,8 @@ def load_manifest(path) -> dict:
     """Read a manifest and check its format tag; raises ``ValueError`` on anything else (a
     FIFO or device is refused unread: reading one could wait forever)."""
     if not Path(path).is_file():
-        raise ValueError(f"manifest {path} does not exist or is not a regular file")
+        raise ValueError(f"cannot read manifest {path}: it does not exist or is not a regular "
+                         "file")
     try:
         manifest = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:

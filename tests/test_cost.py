@@ -244,7 +244,7 @@ def test_small_sweep_joins_costs_with_error_metrics(cache, tmp_path):
         assert 0 < by_name["truncated2"][key] < by_name["exact"][key]
     (tmp_path / "cost.md").write_text("intro\n<!-- cost-table:w4:begin -->\nold\n"
                                       "<!-- cost-table:w4:end -->\noutro\n")
-    files = write_outputs(rows, meta, tmp_path)
+    files = write_outputs(rows, meta, tmp_path, doc=tmp_path / "cost.md", force=True)
     assert sorted(f.name for f in files) == ["cost.md", "cost_w4.csv", "cost_w4.json",
                                              "cost_w4.md", "pareto.png"]
     doc = (tmp_path / "cost.md").read_text()

@@ -73,3 +73,21 @@ def test_concurrent_cold_starts_write_the_cache_once(tmp_path, monkeypatch):
     assert len(states) == 1, f"the cache file changed in place: {sorted(states)}"
     leftovers = [p.name for p in files[0].parent.iterdir() if p.name.startswith(".axm-compile")]
     assert not leftovers
+
+
+def test_failure_summary_names_the_real_cause():
+    """A tool failure reports a fatal signal by name and the error lines, not the log's last
+    line (CI once showed only "Executing AIGER frontend.")."""
+    import subprocess
+    from hw.cost.tools import failure_summary
+    log = "2.43.14.5. Executing ABC9.\n2.43.14.6. Executing AIGER frontend.\n"
+    crashed = subprocess.CompletedProcess([], -7, "", "")
+    assert failure_summary(crashed, log).startswith("killed by SIGBUS")
+    abc = subprocess.CompletedProcess([], 1, "", "")
+    text = failure_summary(abc, log + "ERROR: ABC: execution of command failed: return code 134.\n")
+    assert "ERROR: ABC: execution of command failed" in text
+    trap = subprocess.CompletedProcess([], 1, "", "wasmtime._trap.Trap: wasm trap: out of bounds")
+    assert "wasm trap" in failure_summary(trap, log)
+    plain = subprocess.CompletedProcess([], 3, "", "")
+    assert failure_summary(plain, log) == "exit status 3; log ends with '2.43.14.6. Executing " \
+                                          "AIGER frontend.'"
