@@ -1,5 +1,10 @@
 """Suite-wide pytest settings.
 
+Scheduling: with ``-n 2 --dist loadscope`` pytest-xdist hands out whole modules/classes in
+collection order, so one long scope at the end leaves a worker idle. The known long scopes
+(:data:`LONG_SCOPES`, CPU seconds measured with ``benchmarks/suite_cpu.py``) are collected
+first, longest first (the LPT rule), the rest keep their order.
+
 ``AXM_CPU_PROFILE=FILE`` records the CPU seconds (this process and the children it waited for)
 of every test's setup, call and teardown into ``FILE`` (one JSON line per phase; with xdist each
 worker appends its own lines). CPU time, unlike wall time, hardly depends on the machine's load,
@@ -15,6 +20,35 @@ import resource
 import pytest
 
 _PROFILE = os.environ.get("AXM_CPU_PROFILE", "").strip()
+
+#: Scope (file, or file::Class) -> CPU seconds it took (fresh caches, 2 idle cores).
+LONG_SCOPES = {
+    "tests/test_mult_rtl.py::TestIcarusWide": 85,
+    "tests/test_array_rtl.py": 90,
+    "tests/test_mult_rtl.py::TestIcarusNarrow": 60,
+    "tests/test_import_mult.py": 72,
+    "tests/test_cost.py": 58,
+    "tests/test_boards_build.py": 55,
+    "tests/test_mult_rtl.py::TestVerilator": 51,
+    "tests/test_bad_inputs.py": 53,
+    "tests/test_sources.py": 42,
+    "tests/test_uart_e2e.py": 40,
+    "tests/test_rtlcheck_cli.py": 33,
+    "tests/test_verilator_cache.py": 30,
+    "tests/test_lint.py": 29,
+}
+
+
+def _scope_cost(item) -> float:
+    path = item.nodeid.split("::")[0]
+    cls = getattr(item, "cls", None)
+    if cls is not None and f"{path}::{cls.__name__}" in LONG_SCOPES:
+        return LONG_SCOPES[f"{path}::{cls.__name__}"]
+    return LONG_SCOPES.get(path, 0.0)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: -_scope_cost(item))       # stable: order kept within scopes
 
 
 def _cpu() -> float:
