@@ -3,6 +3,7 @@
     python benchmarks/bench_bad_inputs.py                  # every case as a real process
     python benchmarks/bench_bad_inputs.py -k hw.cost -j 2  # cases whose id matches, 2 at once
     python benchmarks/bench_bad_inputs.py --limit 30       # stop a case after 30 s
+    python benchmarks/bench_bad_inputs.py --root /tmp/old  # the same corpus on another checkout
 
 Each case runs as ``python -m CLI ...`` in a fresh scratch folder with a private ``TMPDIR`` and
 an empty cache (``AXM_CACHE_DIR``), exactly as ``tests/test_bad_inputs.py`` runs its subprocess
@@ -63,9 +64,13 @@ def main(argv=None) -> int:
                         "stopped (default 120)")
     parser.add_argument("--target", type=float, default=5.0, help="seconds a refusal may take "
                         "(default 5)")
+    parser.add_argument("--root", metavar="DIR", help="run the CLIs of this checkout instead "
+                        "(e.g. a git worktree of the code before a fix)")
     parser.add_argument("--top", type=int, default=15, help="slowest cases shown (default 15)")
     args = parser.parse_args(argv)
     cases = [c for c in CASES if re.search(args.k, c.id)]
+    if args.root:
+        t.ROOT = Path(args.root).resolve()
     start = time.perf_counter()
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         results = list(pool.map(lambda c: (c, *_run(c, args.limit)), cases))

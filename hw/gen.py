@@ -105,11 +105,16 @@ def _with_extra_sources(verilog: str, specs) -> tuple[str, dict]:
 
 def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, signed=True,
              dataflow="ws", acc_width=32, overflow="wrap", pipeline=False, name=None,
-             progress=None, check_outputs=None) -> Generated:
+             progress=None, check_outputs=None, energy=False, correction="none",
+             corr_frac=None, corr_alpha_bits=None, corr_beta_bits=None,
+             corr_sum_bits=None) -> Generated:
     """Build the design described by the ``python -m hw.gen`` options (``rows=None``: only the
     multiplier). Raises :class:`GenError` / :class:`hw.mult.MultiplierError` on bad input.
     ``progress(stage)`` is called before each slow stage (Verilog, metrics);
-    ``check_outputs(top)`` once the top module's name is known, before the slow part."""
+    ``check_outputs(top)`` once the top module's name is known, before the slow part.
+    ``energy``: add the opt-in manifest field ``energy`` (:func:`hw.manifest.energy_entry`;
+    needs Yosys, cached). ``correction``: ``none``, ``bias`` or ``cv`` (:mod:`sim.correction`;
+    ``corr_*``: its widths, default from :func:`sim.correction.default_format`)."""
     progress = progress or (lambda stage: None)
     check_outputs = check_outputs or (lambda top: None)
     names = parse_mult_list(mult)
@@ -167,11 +172,15 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
             grid = [[specs[names[r]]] * cols for r in range(rows)]
         else:
             grid = [[specs[names[c]] for c in range(cols)] for _ in range(rows)]
-    top = _top_name(name, default_top_name(dataflow, rows, cols, [specs[n] for n in names],
-                                           per))
+    from sim.correction import default_format  # an arithmetic oracle (lower layer)
+    fmt = default_format(correction, list(specs.values()), rows=rows, dataflow=dataflow,
+                         acc_width=acc_width, frac=corr_frac, alpha_bits=corr_alpha_bits,
+                         beta_bits=corr_beta_bits, sum_bits=corr_sum_bits)
+    default_top = default_top_name(dataflow, rows, cols, [specs[n] for n in names], per)
+    top = _top_name(name, default_top if fmt is None else f"{default_top}_{fmt.mode}")
     check_outputs(top)
     array = SystolicArray(rows, cols, grid, dataflow=dataflow, acc_width=acc_width,
-                          overflow=overflow, pipeline=pipeline)
+                          overflow=overflow, pipeline=pipeline, correction=fmt)
     progress("Verilog")
     design = emit_array_verilog(array, top)
     verilog, extra = _with_extra_sources(design, array.distinct_specs())
@@ -185,16 +194,63 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
                + (f" --mult-per {per}" if per != "all" else "")
                + f" --width {width} --{'signed' if is_signed else 'unsigned'}"
                f" --dataflow {dataflow} --acc-width {acc_width} --overflow {overflow}"
-               + (" --pipeline" if pipeline else "") + f" --name {top}")
+               + (" --pipeline" if pipeline else "") + _correction_options(fmt, dataflow)
+               + f" --name {top}")
+    if fmt is not None:
+        arguments["correction"] = fmt.mode
     progress("metrics")
     manifest = array_manifest(array, top=top, verilog_file=f"{top}.v", verilog_text=verilog,
                               arguments=arguments, command=command,
                               assignment={"per": per, "names": canonical if per != "all"
                                           else canonical[:1]})
     manifest["extra_sources"] = list(extra)
+    if fmt is not None:
+        manifest["array"]["correction"] = correction_entry(fmt, dataflow)
+    if energy:
+        from hw.manifest import energy_entry
+        manifest["energy"] = energy_entry(array)
     model_names = [specs[n].name for n in (names if per != "all" else names[:1])]
     return Generated(top, {f"{top}.v": verilog, f"{top}.json": dumps(manifest)}, manifest,
                      design, extra, model_names)
+
+
+def _correction_options(fmt, dataflow: str) -> str:
+    if fmt is None:
+        return ""
+    text = f" --correction {fmt.mode}"
+    if fmt.mode == "cv":
+        text += f" --corr-frac {fmt.frac} --corr-alpha-bits {fmt.alpha_bits}"
+    text += f" --corr-beta-bits {fmt.beta_bits}"
+    if fmt.mode == "cv" and dataflow == "os":
+        text += f" --corr-sum-bits {fmt.sum_bits}"
+    return text
+
+
+def correction_entry(fmt, dataflow: str) -> dict:
+    """The manifest field ``array.correction``: widths and how the constants are loaded."""
+    where = ("fields corr_g / corr_h of the weights payload, taken from the transfer that "
+             "completes the tile (last=1 or row rows-1) and applied from that tile's first "
+             "vector on" if dataflow == "ws" else
+             "fields corr_g / corr_h of the operands payload, taken with the tile's last step; "
+             "a last step is accepted rows + cols (+1 with pipeline) cycles after the previous "
+             "one at the earliest")
+    entry = dict(fmt.hardware)
+    entry.update({
+        "definition": "result_c = reduce_A(acc_c + ((g_c * S + h_c) >> F)) (arithmetic shift, "
+                      "floor), g_c = -round(2^F alpha_c), h_c = -round(2^F sum_k beta(w_kc)) + "
+                      "2^(F-1); bias: result_c = reduce_A(acc_c + h_c), h_c = -round(sum_k "
+                      "beta(w_kc)); alpha, beta: least-squares line of the multiplier's error "
+                      "over the activation (sim.correction)",
+        "sum": ("S: exact sum of the vector's K_t active activation lanes" if dataflow == "ws"
+                else f"S: per PE row, the sum of its row operands over the tile's steps, "
+                     f"{fmt.sum_bits}-bit two's complement (wraps)") if fmt.mode == "cv"
+               else None,
+        "constants": where,
+        "host": "sim.golden.ArrayModel(correction=...).tile_constants(B tile) computes g, h; "
+                "constants that do not fit their widths are refused (CorrectionError)",
+        "golden_model": "sim.golden.ArrayModel.tile / tiled_gemm with correction",
+    })
+    return entry
 
 
 def _grammar() -> str:
@@ -220,6 +276,8 @@ Examples:
       --overflow saturate --pipeline -o build/os8x4
   python -m hw.gen --rows 4 --mult exact,exact,truncated4,truncated6c --mult-per row
   python -m hw.gen --rows 8 --cols 16 --mult exact*8,bam2_6*8 --mult-per col --unsigned
+  python -m hw.gen --rows 16 --mult perforated2 --correction cv
+      16x16 ws array whose column outputs are corrected (control variate, docs/correction.md)
   python -m hw.gen --mult mitchell --width 12 --unsigned -o out/mult
       just the combinational multiplier (ports a, b, p)
 
@@ -260,6 +318,21 @@ def build_parser() -> Parser:
     p.add_argument("--pipeline", action="store_true", default=None,
                    help="register each product before its adder (+1 cycle latency)")
     p.add_argument("--name", metavar="TOP", help="top module name (default: see below)")
+    p.add_argument("--correction", choices=("none", "bias", "cv"),
+                   help="accuracy recovery at the column outputs: bias (a constant per column) "
+                        "or cv (control variate: slope x activation sum + constant); default "
+                        "none (see docs/correction.md)")
+    p.add_argument("--corr-frac", type=integer(1, 24), metavar="F",
+                   help="cv: fraction bits of the slope constants (default 6)")
+    p.add_argument("--corr-alpha-bits", type=integer(2, 32), metavar="G",
+                   help="cv: signed width of the slope constants (default from the fit)")
+    p.add_argument("--corr-beta-bits", type=integer(1, 62), metavar="H",
+                   help="signed width of the offset constants (default from the fit)")
+    p.add_argument("--corr-sum-bits", type=integer(2, 40), metavar="S",
+                   help="cv, os only: width of the per-row activation sums (default N + 12)")
+    p.add_argument("--energy", action="store_true", default=None,
+                   help="add energy per MAC and pJ per cycle to the manifest (gate-level "
+                        "power proxy: needs Yosys, the fpga extra; cached)")
     add_out(p, default=DEFAULT_OUT, metavar="DIR",
             help=f"output folder, created if needed (default: {DEFAULT_OUT}/)")
     add_force(p)
@@ -270,7 +343,10 @@ def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     array_only = {"--cols": args.cols, "--mult-per": args.mult_per, "--dataflow": args.dataflow,
                   "--acc-width": args.acc_width, "--overflow": args.overflow,
-                  "--pipeline": args.pipeline}
+                  "--pipeline": args.pipeline, "--energy": args.energy,
+                  "--correction": args.correction, "--corr-frac": args.corr_frac,
+                  "--corr-alpha-bits": args.corr_alpha_bits,
+                  "--corr-beta-bits": args.corr_beta_bits, "--corr-sum-bits": args.corr_sum_bits}
     (signed,) = signedness_values(args)
     mult = args.mult or ["exact"]
     out = Path(args.out)
@@ -297,7 +373,12 @@ def _main(argv) -> int:
                               dataflow=args.dataflow or "ws",
                               acc_width=32 if args.acc_width is None else args.acc_width,
                               overflow=args.overflow or "wrap", pipeline=bool(args.pipeline),
-                              name=args.name, progress=stage, check_outputs=check_outputs)
+                              name=args.name, progress=stage, check_outputs=check_outputs,
+                              energy=bool(args.energy),
+                              correction=args.correction or "none", corr_frac=args.corr_frac,
+                              corr_alpha_bits=args.corr_alpha_bits,
+                              corr_beta_bits=args.corr_beta_bits,
+                              corr_sum_bits=args.corr_sum_bits)
         stage("writing")
         paths = write_files({out / fname: text for fname, text in result.files.items()},
                             force=args.force)

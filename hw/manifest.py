@@ -17,7 +17,7 @@ from pathlib import Path
 from hw.mult import MultiplierSpec
 
 __all__ = ["FORMAT", "tool_info", "multiplier_entry", "metrics_for", "array_manifest",
-           "multiplier_manifest", "dumps", "load_manifest"]
+           "multiplier_manifest", "dumps", "load_manifest", "energy_entry"]
 
 FORMAT = "axmtoolkit-manifest/1"
 #: Operand widths up to this are characterised exhaustively; wider ones from seeded samples.
@@ -145,3 +145,53 @@ def load_manifest(path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"{path} is not an {FORMAT} manifest")
     return manifest
+
+
+# -- opt-in energy figures (python -m hw.gen --energy; sim.perf issue) ---------------------------
+def energy_entry(array, *, cache=None) -> dict:
+    """The manifest field ``energy`` of a :class:`hw.systolic.SystolicArray`: energy per MAC of
+    its PEs (multiplier from the gate-level switching proxy, adder, registers) and pJ per cycle
+    of the whole array at full utilisation (leakage included), on uniform random operands
+    shaped by the dataflow. Needs Yosys (the proxy's netlists, :mod:`hw.cost.power`); figures
+    are cached. Whole networks: ``python -m sim.perf``."""
+    from hw.cost.power import (ENERGY_DEFAULTS, ENERGY_SOURCES, LEAKAGE_NW_PER_GE, pe_energy,
+                               pe_gate_area)
+
+    pes = array.rows * array.cols
+    counts = {}
+    for row in array.grid:
+        for spec in row:
+            counts[spec] = counts.get(spec, 0) + 1
+    mults, per_mac, leak_fj = [], dict.fromkeys(("multiplier", "adder", "registers"), 0.0), 0.0
+    for spec, n in counts.items():
+        e = pe_energy(spec, dataflow=array.dataflow, acc_width=array.acc_width, cache=cache)
+        area = pe_gate_area(spec, dataflow=array.dataflow, acc_width=array.acc_width,
+                            overflow=array.overflow, pipeline=array.pipeline, cache=cache)
+        mults.append({"name": spec.portable_name, "pes": n,
+                      "pj_per_multiplication": round(e["multiplier"]["pj"], 5),
+                      "proxy_pj_per_multiplication": round(e["multiplier"]["proxy_pj"], 5),
+                      "multiplier_gate_area": e["multiplier"]["gate_area"],
+                      "pe_gate_area": area})
+        for k in per_mac:
+            per_mac[k] += e["parts"][k] * n / pes
+        leak_fj += n * area * LEAKAGE_NW_PER_GE / ENERGY_DEFAULTS["clock_mhz"]
+    per_mac = {k: round(v, 5) for k, v in per_mac.items()}
+    per_mac["total"] = round(sum(per_mac.values()), 5)
+    leak = leak_fj / 1000.0
+    return {
+        "description": "energy of a busy PE per cycle (one MAC) and of the whole array per "
+                       "cycle at full utilisation; multiplier: gate-level switching proxy "
+                       "(Yosys generic gates, unit-delay simulation, logical-effort "
+                       "capacitances, calibrated so that the exact multiplier costs "
+                       f"{ENERGY_DEFAULTS['mult8_pj']} pJ x (N/8)^2); adder, registers: 45 nm "
+                       "constants; operands uniform random (ws: weight held for 64 vectors, "
+                       "os: both operands change every step)",
+        "clock_mhz": ENERGY_DEFAULTS["clock_mhz"],
+        "multipliers": mults,
+        "pj_per_mac": per_mac,
+        "leakage_pj_per_cycle": round(leak, 5),
+        "pj_per_cycle": round(pes * per_mac["total"] + leak, 4),
+        "sources": {k: ENERGY_SOURCES[k] for k in ("mult8_pj", "add32_pj", "ff_clock_fj",
+                                                   "ff_toggle_fj")},
+        "python": "hw.cost.power.pe_energy; networks: python -m sim.perf",
+    }

@@ -94,6 +94,21 @@ outer, ``n0`` inner, ``K`` steps each) follow every ``max(K, rows)`` cycles; the
 ``last`` step is transferred ``K - 1`` cycles after its first, and its ``rows`` results end
 ``latency + rows - 1`` cycles later.
 
+Correction (``correction=``, :class:`sim.correction.CorrectionFormat`; ``hw.gen --correction
+bias|cv``): every result lane leaves through one register stage (the column sum and ``S``)
+followed by the multiply-add ``reduce_A(acc + ((g_c * S + h_c) >> F))`` (bias:
+``reduce_A(acc + h_c)``) into ``results.payload``, bit-exact with
+:meth:`sim.golden.ArrayModel.correct`. Latency +1. The per-column constants ``g_c`` (``G``-bit)
+and ``h_c`` (``H``-bit, signed) travel in extra payload fields ``corr_g`` / ``corr_h`` (lane
+``c`` = column ``c``): ws, on the weight transfer that completes a tile (``last``, or row
+``rows-1``; ignored on the others), double-buffered like the weights (shadow, taken at the
+tile's ``first`` vector, applied from that vector's result on); os, on the tile's ``last`` step,
+and a ``last`` step is then held back until ``rows + cols (+1 with pipeline)`` cycles after the
+previous one (the constants of one tile in flight at a time). ``S`` (``SW``-bit signed): ws, the
+exact sum of the vector's ``K_t`` active activation lanes (an adder tree at the input, delayed
+with the vector); os, one accumulator per PE row summing its row operands over the tile's steps
+(wrapping to ``SW`` bits), drained to the output beside the result rows.
+
 Structure: ``rows`` :class:`WSRow`/:class:`OSRow` submodules of ``cols`` PEs each, plus the
 handshake, skew, deskew and control logic in the top. :func:`emit_array_verilog` writes every
 distinct PE and row once and instantiates them by name."""
@@ -108,7 +123,7 @@ from amaranth.hdl import (Cat, ClockSignal, Const, EnableInserter, Instance, Mod
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.mac import MultiplyAdd, check_mac_params, quiet_on_error
+from hw.mac import MultiplyAdd, accumulate, check_mac_params, quiet_on_error
 from hw.mult import MultiplierSpec
 
 __all__ = ["DATAFLOWS", "MAX_DIM", "WSProcessingElement", "OSProcessingElement", "WSRow",
@@ -147,7 +162,7 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 def gemm_cycles(m: int, k: int, n: int, *, rows: int, cols: int, dataflow: str = "ws",
-                pipeline: bool = False) -> int:
+                pipeline: bool = False, correction: bool = False) -> int:
     """Clock cycles of the GEMM ``A (m x k) @ B (k x n)`` on a ``rows x cols`` array, host
     protocol of the module docstring: clock edges from the first input transfer to the last
     result transfer, inputs driven as fast as the array accepts them, ``results.ready`` high.
@@ -158,7 +173,8 @@ def gemm_cycles(m: int, k: int, n: int, *, rows: int, cols: int, dataflow: str =
     window), and the last result comes ``m - 1 + latency`` cycles after the last tile started.
     os: ``ceil(m/rows) * ceil(n/cols)`` tiles of ``k`` steps, one every ``max(k, rows)``
     cycles; the last one's results end ``k - 1 + latency + rows - 1`` cycles after it started.
-    (:data:`GEMM_CYCLES` is the same count as closed formulas.) Raises ``ValueError``.
+    (:data:`GEMM_CYCLES` is the same count as closed formulas.) ``correction``: latency +1, and
+    os tiles follow every ``max(k, rows + cols + pipeline)`` cycles. Raises ``ValueError``.
     """
     for label, value in (("m", m), ("k", k), ("n", n), ("rows", rows), ("cols", cols)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -166,10 +182,12 @@ def gemm_cycles(m: int, k: int, n: int, *, rows: int, cols: int, dataflow: str =
     if dataflow not in DATAFLOWS:
         raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, not {dataflow!r}")
     extra = 1 if pipeline else 0
+    corr = 1 if correction else 0
     if dataflow == "os":
         tiles = _ceil_div(m, rows) * _ceil_div(n, cols)
-        return (tiles - 1) * max(k, rows) + (k - 1) + (rows + cols + extra) + (rows - 1)
-    window, latency = rows + cols - 1, rows + cols - 1 + extra
+        period = rows + cols + extra if correction else rows
+        return (tiles - 1) * max(k, period) + (k - 1) + (rows + cols + extra + corr) + (rows - 1)
+    window, latency = rows + cols - 1, rows + cols - 1 + extra + corr
     depths = [min(rows, k - k0) for _ in range(0, n, cols) for k0 in range(0, k, rows)]
     start = depths[0]                                   # the first tile's weight rows
     for depth in depths[1:]:
@@ -177,22 +195,34 @@ def gemm_cycles(m: int, k: int, n: int, *, rows: int, cols: int, dataflow: str =
     return start + m - 1 + latency
 
 
-def gemm_cycles_entry(rows: int, cols: int, dataflow: str, pipeline: bool) -> dict:
+def gemm_cycles_entry(rows: int, cols: int, dataflow: str, pipeline: bool,
+                      correction: bool = False) -> dict:
     """The manifest entry ``timing.gemm_cycles`` of such an array: description, the formula of
-    :data:`GEMM_CYCLES` and the array's parameters."""
+    :data:`GEMM_CYCLES` and the array's parameters (with ``correction``: ``L`` + 1 and, os,
+    tiles paced by ``P = rows + cols + pipeline``)."""
     ws = dataflow == "ws"
     protocol = ("tiles n0 (outer) x k0 (inner): K_t = min(rows, K - k0) weight rows, then "
                 "M vectors; the host adds the K-block results (no array cycles)" if ws else
                 "tiles m0 (outer) x n0 (inner): K steps each, rows result vectors each")
+    where = dict(GEMM_CYCLES[dataflow]["where"])
+    formula = GEMM_CYCLES[dataflow]["formula"]
+    params = {"rows": rows, "cols": cols, "pipeline": int(bool(pipeline))}
+    if correction:
+        where["L"] += " + correction"
+        params["correction"] = 1
+        if not ws:
+            where["P"] = "rows + cols + pipeline"
+            formula = formula.replace("max(K, rows)", "max(K, P)")
     return {
         "description": "whole GEMM A (M x K) @ B (K x N): clock edges from the first input "
                        "transfer to the last result transfer, every input stream kept valid "
                        "in host-protocol order and results.ready high; " + protocol,
-        "formula": GEMM_CYCLES[dataflow]["formula"],
-        "where": dict(GEMM_CYCLES[dataflow]["where"]),
+        "formula": formula,
+        "where": where,
         "functions": "ceil: round up; min, max (Python expression syntax)",
-        "parameters": {"rows": rows, "cols": cols, "pipeline": int(bool(pipeline))},
-        "python": "hw.systolic.gemm_cycles(M, K, N, rows=, cols=, dataflow=, pipeline=)",
+        "parameters": params,
+        "python": "hw.systolic.gemm_cycles(M, K, N, rows=, cols=, dataflow=, pipeline=" +
+                  (", correction=True)" if correction else ")"),
     }
 
 
@@ -200,6 +230,15 @@ def _equals(value, constant: int):
     """``value == constant``; written ``~value.any()`` for 0, which Verilog lint takes without
     a width warning (Yosys turns ``value == 0`` into ``!value``)."""
     return ~value.any() if constant == 0 else value == constant
+
+
+def _tree_sum(terms):
+    """Balanced adder tree of ``terms`` (Amaranth widens each sum by one bit)."""
+    terms = list(terms)
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def _delay(m: Module, value, cycles: int, name: str, *, reset_less: bool = True) -> list:
@@ -472,6 +511,10 @@ class SystolicArray(wiring.Component):
     overflow : ``"wrap"`` or ``"saturate"``
     pipeline : bool
         Register every product before its adder (one more cycle of latency).
+    correction : :class:`sim.correction.CorrectionFormat` or None
+        Bias / control-variate correction at the column outputs (module docstring): extra
+        payload fields ``corr_g`` / ``corr_h``, one more cycle of latency; os: ``last`` steps
+        paced by ``rows + cols (+1)``.
 
     Members (``ws``): ``weights`` In(stream), ``acts`` In(stream), ``results`` Out(stream).
     Members (``os``): ``operands`` In(stream), ``results`` Out(stream).
@@ -483,7 +526,8 @@ class SystolicArray(wiring.Component):
 
     @quiet_on_error
     def __init__(self, rows: int, cols: int, mult, *, dataflow: str = "ws",
-                 acc_width: int = 32, overflow: str = "wrap", pipeline: bool = False):
+                 acc_width: int = 32, overflow: str = "wrap", pipeline: bool = False,
+                 correction=None):
         self._rows = self._check_dim("rows", rows)
         self._cols = self._check_dim("cols", cols)
         if dataflow not in DATAFLOWS:
@@ -495,18 +539,41 @@ class SystolicArray(wiring.Component):
         self._overflow = overflow
         self._pipeline = bool(pipeline)
         self._row_modules = None  # row specs -> Verilog module name, see emit_array_verilog
+        self._correction = self._check_correction(correction)
         n, a = first.width, self._acc_width
         result = stream.Signature(unsigned(self._cols * a))
+        corr = {}
+        if self._correction is not None:
+            if self._correction.mode == "cv":
+                corr["corr_g"] = self._cols * self._correction.alpha_bits
+            corr["corr_h"] = self._cols * self._correction.beta_bits
         if dataflow == "ws":
             self._layouts = {
-                "weights": data.StructLayout({"data": self._cols * n, "last": 1}),
+                "weights": data.StructLayout({"data": self._cols * n, "last": 1, **corr}),
                 "acts": data.StructLayout({"data": self._rows * n, "first": 1})}
         else:
             self._layouts = {"operands": data.StructLayout(
-                {"a": self._rows * n, "b": self._cols * n, "last": 1})}
+                {"a": self._rows * n, "b": self._cols * n, "last": 1, **corr})}
         members = {port: In(stream.Signature(layout)) for port, layout in self._layouts.items()}
         members["results"] = Out(result)
         super().__init__(members)
+
+    def _check_correction(self, correction):
+        if correction is None:
+            return None
+        from sim.correction import CorrectionError, CorrectionFormat, check_correctable
+        if not isinstance(correction, CorrectionFormat):
+            raise TypeError(f"correction must be a sim.correction.CorrectionFormat or None, "
+                            f"not {correction!r}")
+        for row in self._grid:
+            for spec in row:
+                check_correctable(spec, correction.mode)
+        if self._dataflow == "os" and any(len({row[c] for row in self._grid}) > 1
+                                          for c in range(self._cols)):
+            raise CorrectionError(f"--correction {correction.mode} is undefined for an os "
+                                  "array with different multipliers in one column (the column "
+                                  "constants would have to serve every row)")
+        return correction.without_dist()
 
     @staticmethod
     def _check_dim(label, value) -> int:
@@ -533,7 +600,8 @@ class SystolicArray(wiring.Component):
     def from_model(cls, model, *, pipeline: bool = False) -> "SystolicArray":
         """The array that computes what a :class:`sim.golden.ArrayModel` describes."""
         return cls(model.rows, model.cols, model.grid, dataflow=model.dataflow,
-                   acc_width=model.acc_width, overflow=model.overflow, pipeline=pipeline)
+                   acc_width=model.acc_width, overflow=model.overflow, pipeline=pipeline,
+                   correction=model.correction)
 
     # -- parameters ---------------------------------------------------------------------------
     rows = property(lambda self: self._rows)
@@ -543,6 +611,8 @@ class SystolicArray(wiring.Component):
     acc_width = property(lambda self: self._acc_width)
     overflow = property(lambda self: self._overflow)
     pipeline = property(lambda self: self._pipeline)
+    #: ``None`` or the :class:`sim.correction.CorrectionFormat` (without its distribution).
+    correction = property(lambda self: self._correction)
     operand_width = property(lambda self: self._grid[0][0].width)
     signed = property(lambda self: self._grid[0][0].signed)
 
@@ -550,7 +620,7 @@ class SystolicArray(wiring.Component):
     def latency(self) -> int:
         """ws: cycles from an ``acts`` transfer to its result transfer. os: cycles from a
         ``last`` step transfer to the transfer of result row 0. (``results.ready`` high.)"""
-        extra = 1 if self._pipeline else 0
+        extra = (1 if self._pipeline else 0) + (1 if self._correction is not None else 0)
         if self._dataflow == "ws":
             return self._rows + self._cols - 1 + extra
         return self._rows + self._cols + extra
@@ -571,11 +641,13 @@ class SystolicArray(wiring.Component):
     def timing(self) -> dict:
         """Latency and throughput in cycles (for manifests; see the module docstring)."""
         r, c = self._rows, self._cols
+        corr = self._correction is not None
+        plus = " (+1 with --pipeline)" + (" + 1 (--correction)" if corr else "")
         if self._dataflow == "ws":
             return {
                 "latency_cycles": self.latency,
                 "latency": "cycles from an acts transfer to the transfer of its result vector "
-                           "(results.ready held high); rows + cols - 1 (+1 with --pipeline)",
+                           "(results.ready held high); rows + cols - 1" + plus,
                 "throughput": {"acts_per_cycle": 1, "results_per_cycle": 1},
                 "throughput_note": "one activation vector per cycle in steady state, also "
                                    "across tiles when the next tile's K_t weight rows have been "
@@ -591,24 +663,34 @@ class SystolicArray(wiring.Component):
                                       "to the earliest transfer of the next tile's first "
                                       "weight row (rows + cols - 1; counted in cycles in which "
                                       "the array advances, i.e. results not stalled)",
-                "gemm_cycles": gemm_cycles_entry(r, c, "ws", self._pipeline),
+                "gemm_cycles": gemm_cycles_entry(r, c, "ws", self._pipeline, corr),
             }
+        period = self._os_period
         return {
             "latency_cycles": self.latency,
             "latency": "cycles from the transfer of a tile's last step to the transfer of its "
-                       "result row 0 (results.ready held high); rows + cols (+1 with "
-                       "--pipeline); rows 1.. follow on consecutive cycles",
+                       "result row 0 (results.ready held high); rows + cols" + plus +
+                       "; rows 1.. follow on consecutive cycles",
             "throughput": {"steps_per_cycle": 1, "results_per_tile": r},
-            "throughput_note": f"a tile of K steps occupies max(K, {r}) cycles: a last step "
-                               f"is accepted {r} cycles after the previous one at the earliest",
-            "min_cycles_per_tile": r,
-            "gemm_cycles": gemm_cycles_entry(r, c, "os", self._pipeline),
+            "throughput_note": f"a tile of K steps occupies max(K, {period}) cycles: a last "
+                               f"step is accepted {period} cycles after the previous one at "
+                               "the earliest" + (" (the correction constants of one tile in "
+                                                 "flight)" if corr else ""),
+            "min_cycles_per_tile": period,
+            "gemm_cycles": gemm_cycles_entry(r, c, "os", self._pipeline, corr),
         }
+
+    @property
+    def _os_period(self) -> int:
+        """os: fewest cycles between two accepted ``last`` steps."""
+        if self._correction is None:
+            return self._rows
+        return self._rows + self._cols + (1 if self._pipeline else 0)
 
     def gemm_cycles(self, m: int, k: int, n: int) -> int:
         """:func:`gemm_cycles` of the GEMM ``(m x k) @ (k x n)`` on this array."""
         return gemm_cycles(m, k, n, rows=self._rows, cols=self._cols, dataflow=self._dataflow,
-                           pipeline=self._pipeline)
+                           pipeline=self._pipeline, correction=self._correction is not None)
 
     def interface(self) -> list[dict]:
         """Every top-level port: Verilog name, direction, width, meaning, payload fields."""
@@ -640,6 +722,23 @@ class SystolicArray(wiring.Component):
         result_meaning = ("one result vector per activation vector, in order"
                           if self._dataflow == "ws" else
                           f"{r} result vectors per tile: row r = C[m0+r, n0:n0+{c}]")
+        fmt = self._correction
+        if fmt is not None:
+            when = ("taken from the transfer that completes the tile (last=1 or row rows-1), "
+                    "ignored on other rows" if self._dataflow == "ws" else
+                    "taken with the tile's last step, ignored on other steps")
+            scale = f" / 2^{fmt.frac}" if fmt.frac else ""
+            corr_fields = {
+                "corr_g": (c, fmt.alpha_bits, f"correction slope per column, lane c = g_c = "
+                           f"-round(2^{fmt.frac} * alpha_c) (signed {fmt.alpha_bits}-bit; "
+                           f"sim.correction.column_constants); {when}"),
+                "corr_h": (c, fmt.beta_bits, f"correction offset per column, lane c = h_c "
+                           f"(signed {fmt.beta_bits}-bit, {fmt.frac} fraction bits; "
+                           + ("result c = reduce_A(acc_c + h_c)); " if fmt.mode == "bias" else
+                              f"result c = reduce_A(acc_c + floor((g_c * S + h_c){scale}))); ")
+                           + when)}
+            for _, fields in meanings.values():
+                fields.update(corr_fields)
         for port, layout in self._layouts.items():
             text, fields = meanings[port]
             entries = []
@@ -649,6 +748,8 @@ class SystolicArray(wiring.Component):
                          "meaning": meaning}
                 if fname in ("data", "a", "b"):
                     entry.update(lanes=lanes, lane_width=width, signed=self.signed)
+                elif fname in ("corr_g", "corr_h"):
+                    entry.update(lanes=lanes, lane_width=width, signed=True)
                 entries.append(entry)
             if port == "weights":
                 ready = ("weights transfer on this clock edge if valid is high; registered: "
@@ -747,6 +848,21 @@ class SystolicArray(wiring.Component):
             m.d.comb += [row.wr.eq(w_take & (here | below_last)), row.wr_active.eq(here)]
             m.d.comb += [row.wr_weight[c].eq(_lane(self.weights.payload.data, c, n, op_shape))
                          for c in range(cols)]
+        corr = self._correction
+        if corr is not None:
+            completes = (w_last | _equals(w_count, n_rows - 1)) if n_rows > 1 else Const(1, 1)
+            shadow = self._corr_registers("shadow")
+            with m.If(w_take & completes):
+                m.d.sync += self._corr_load(shadow, self.weights.payload)
+            if corr.mode == "cv":             # active activation lanes of the shadow tile
+                shadow_mask = Signal(n_rows, name="corr_shadow_mask")
+                for r in range(n_rows):
+                    here = _equals(w_count, r)
+                    below_last = ((w_count < r) & w_last) if r else Const(0, 1)
+                    with m.If(w_take & here):
+                        m.d.sync += shadow_mask[r].eq(1)
+                    with m.Elif(w_take & below_last):
+                        m.d.sync += shadow_mask[r].eq(0)
 
         # Activations; a `first` vector waits for a full shadow tile and starts the swap wave.
         first = self.acts.payload.first
@@ -759,6 +875,24 @@ class SystolicArray(wiring.Component):
             m.d.sync += [w_full.eq(0), busy.eq(n_rows + cols - 2)]
         with m.Elif(advance & (busy != 0)):
             m.d.sync += busy.eq(busy - 1)
+        sums = None
+        if corr is not None:
+            # Constants: shadow -> `mid` with the tile's first vector -> `out` when that
+            # vector's sums reach the output stage (rows + cols - 1 (+1) cycles later; the next
+            # tile's first vector comes at the earliest rows + cols cycles after it).
+            mid = self._corr_registers("mid")
+            with m.If(swap0):
+                m.d.sync += [d.eq(s) for d, s in zip(mid, shadow)]
+            if corr.mode == "cv":             # S = sum of the vector's active lanes
+                cur_mask = Signal(n_rows, name="corr_mask")
+                with m.If(swap0):
+                    m.d.sync += cur_mask.eq(shadow_mask)
+                mask = Mux(first, shadow_mask, cur_mask)
+                terms = [Mux(mask[r], _lane(self.acts.payload.data, r, n, op_shape), 0)
+                         for r in range(n_rows)]
+                s_in = Signal(signed(corr.sum_bits), name="corr_sum")
+                m.d.comb += s_in.eq(_tree_sum(terms))
+                sums = _delay(pipe, s_in, self.latency - 1, "corr_sum")[-1]
 
         # PE (r, c) sees vector t at step t + r + c: lane r is delayed r steps, the swap flag
         # r + c steps; column c's sum leaves row rows-1 and is delayed cols-1-c more steps.
@@ -772,6 +906,10 @@ class SystolicArray(wiring.Component):
                              row.swap[c].eq(swap[r + c])]
         outs = [_delay(pipe, rows[-1].psum_out[c], cols - 1 - c, f"col{c}")[-1]
                 for c in range(cols)]
+        if corr is not None:
+            swap_out = _delay(pipe, swap[-1], self.latency - 1 - (n_rows + cols - 2),
+                              "corr_swap", reset_less=False)[-1]
+            outs = self._corr_output(m, pipe, outs, mid, swap_out, sums)
         m.d.comb += [self.results.payload.eq(Cat(o.as_unsigned() for o in outs)),
                      self.results.valid.eq(valid[-1])]
 
@@ -784,11 +922,12 @@ class SystolicArray(wiring.Component):
         # A `last` step waits until `rows` cycles after the previous one (drain chain free;
         # with one row it never waits).
         accepted = Signal()
-        if n_rows > 1:
-            hold = Signal(range(n_rows), name="hold")
+        period = self._os_period
+        if period > 1:
+            hold = Signal(range(period), name="hold")
             m.d.comb += self.operands.ready.eq(advance & (~p.last | ~hold.any()))
             with m.If(accepted & p.last):
-                m.d.sync += hold.eq(n_rows - 1)
+                m.d.sync += hold.eq(period - 1)
             with m.Elif(advance & (hold != 0)):
                 m.d.sync += hold.eq(hold - 1)
         else:
@@ -814,8 +953,94 @@ class SystolicArray(wiring.Component):
         # Row 0 of each drain chain leaves through the deskew (column c: cols-1-c steps).
         outs = [_delay(pipe, rows[0].drain_out[c], cols - 1 - c, f"out{c}")[-1]
                 for c in range(cols)]
+        out_valid = rows[0].drain_valid_out[cols - 1]
+        corr = self._correction
+        if corr is not None:
+            # Constants with the last step -> `mid`; -> `out` when result row 0 reaches the
+            # output stage (a tile's row 0 is at the deskew outputs rows + cols + extra cycles
+            # after its last step, which is also the pacing of last steps).
+            mid = self._corr_registers("mid")
+            with m.If(accepted & p.last):
+                m.d.sync += self._corr_load(mid, p)
+            first_out = _delay(pipe, last[-1], 1, "corr_first", reset_less=False)[-1]
+            sums = None
+            if corr.mode == "cv":
+                # One accumulator per PE row, beside PE (r, 0) (a lane r, valid/last r), its
+                # sum kept at the tile's last step and drained toward row 0 beside the results
+                # (loaded one cycle before row 0 reaches the output stage).
+                sw = signed(corr.sum_bits)
+                res = []
+                for r in range(n_rows):
+                    acc_s = Signal(sw, name=f"corr_acc{r}")
+                    kept = Signal(sw, name=f"corr_row{r}", reset_less=True)
+                    a_r = rows[r].a_in
+                    with pipe.If(valid[r]):
+                        with pipe.If(last[r]):
+                            pipe.d.sync += [kept.eq(acc_s + a_r), acc_s.eq(0)]
+                        with pipe.Else():
+                            pipe.d.sync += acc_s.eq(acc_s + a_r)
+                    res.append(kept)
+                chain = [Signal(sw, name=f"corr_drain{r}", reset_less=True)
+                         for r in range(n_rows)]
+                for r in range(n_rows):
+                    below = chain[r + 1] if r + 1 < n_rows else 0
+                    pipe.d.sync += chain[r].eq(Mux(last[-1], res[r], below))
+                sums = chain[0]
+            outs = self._corr_output(m, pipe, outs, mid, first_out, sums)
+            out_valid = _delay(pipe, out_valid, 1, "corr_valid", reset_less=False)[-1]
         m.d.comb += [self.results.payload.eq(Cat(o.as_unsigned() for o in outs)),
-                     self.results.valid.eq(rows[0].drain_valid_out[cols - 1])]
+                     self.results.valid.eq(out_valid)]
+
+    # -- correction (module docstring) ------------------------------------------------------
+    def _corr_registers(self, name: str) -> list:
+        """``[g_0.., h_0..]`` registers of one constant bank (no ``g`` for bias)."""
+        fmt, regs = self._correction, []
+        if fmt.mode == "cv":
+            regs += [Signal(signed(fmt.alpha_bits), name=f"corr_{name}_g{c}")
+                     for c in range(self._cols)]
+        regs += [Signal(signed(fmt.beta_bits), name=f"corr_{name}_h{c}")
+                 for c in range(self._cols)]
+        return regs
+
+    def _corr_load(self, bank: list, payload) -> list:
+        fmt, cols = self._correction, self._cols
+        lanes = []
+        if fmt.mode == "cv":
+            lanes += [payload.corr_g[c * fmt.alpha_bits:(c + 1) * fmt.alpha_bits].as_signed()
+                      for c in range(cols)]
+        lanes += [payload.corr_h[c * fmt.beta_bits:(c + 1) * fmt.beta_bits].as_signed()
+                  for c in range(cols)]
+        return [d.eq(v) for d, v in zip(bank, lanes)]
+
+    def _corr_output(self, m, pipe, outs, mid, take, sums) -> list:
+        """The registered output stage: ``reduce_A(out_c + ((g_c S + h_c) >> F))`` with the
+        ``out`` bank, which takes ``mid`` on the edge where ``take`` (the first result of a
+        tile is entering the stage)."""
+        fmt, cols = self._correction, self._cols
+        bank = self._corr_registers("out")
+        with pipe.If(take):
+            pipe.d.sync += [d.eq(s) for d, s in zip(bank, mid)]
+        staged = []
+        for c in range(cols):
+            reg = Signal.like(outs[c], name=f"corr_stage{c}", reset_less=True)
+            pipe.d.sync += reg.eq(outs[c])
+            staged.append(reg)
+        if fmt.mode == "cv":
+            s_stage = Signal(signed(fmt.sum_bits), name="corr_stage_sum", reset_less=True)
+            pipe.d.sync += s_stage.eq(sums)
+            g, h = bank[:cols], bank[cols:]
+        else:
+            h = bank
+        result = []
+        for c in range(cols):
+            if fmt.mode == "cv":
+                corr = (g[c] * s_stage + h[c]) >> fmt.frac
+            else:
+                corr = h[c]
+            y = Signal(signed(self._acc_width), name=f"corr_out{c}")
+            m.d.comb += y.eq(accumulate(staged[c], corr, self._acc_width, self._overflow))
+            result.append(y)
+        return result
 
 
 def emit_array_verilog(array: SystolicArray, name: str) -> str:

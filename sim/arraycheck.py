@@ -15,7 +15,8 @@ Scenarios (names for ``check_arrays(..., scenarios=...)``):
 
 ``random``       random tiles (random K_t/N_t or M_t/N_t, operands, junk in unused lanes)
                  with random valid gaps and random back-pressure
-``extremes``     operands at both ends of the range (min*min, min*max, max*max sums)
+``extremes``     operands at both ends of the range (min*min, min*max, max*max sums); with a
+                 correction also tiles whose constants sit at both ends of their widths
 ``overflow``     partial sums driven across the accumulator limits, up then down
 ``back_to_back`` several tiles with no idle cycle and no back-pressure; measures the
                  input/output transfer rate and compares it with the manifest
@@ -109,6 +110,11 @@ def model_from_manifest(manifest: dict, names=None) -> ArrayModel:
               acc_width=arr["acc_width"], overflow=arr["overflow"])
     names = list(names) if names else arr["multiplier_names"]
     per = arr["multipliers_per"]
+    if arr.get("correction"):
+        from sim.correction import CorrectionFormat
+        c = arr["correction"]
+        kw["correction"] = CorrectionFormat(c["mode"], c["frac_bits"], c["alpha_bits"],
+                                            c["beta_bits"], c["sum_bits"])
     if per == "all":
         return ArrayModel.uniform(arr["rows"], arr["cols"], names[0], **kw)
     if per == "row":
@@ -162,24 +168,53 @@ def _pad(rng, block: np.ndarray, shape, lo: int, hi: int) -> np.ndarray:
     return out
 
 
+def _corr_fields(model: ArrayModel, rng, consts=None, junk: bool = False) -> dict:
+    """Payload fields ``corr_g`` / ``corr_h`` (empty without a correction): ``consts`` or
+    random junk (for the transfers whose constants must be ignored)."""
+    fmt = model.correction
+    if fmt is None:
+        return {}
+    if junk:
+        g = rng.integers(-(1 << (fmt.alpha_bits - 1)), 1 << (fmt.alpha_bits - 1),
+                         size=model.cols) if fmt.alpha_bits else None
+        h = rng.integers(-(1 << (fmt.beta_bits - 1)), 1 << (fmt.beta_bits - 1), size=model.cols)
+    else:
+        g, h = consts
+    out = {"corr_h": h}
+    if fmt.mode == "cv":
+        out["corr_g"] = g
+    return out
+
+
+def _split_tile(tile):
+    """``(a, b)`` or ``(a, b, consts)`` -> ``(a, b, consts or None)``."""
+    return (tile[0], tile[1], tile[2] if len(tile) > 2 else None)
+
+
 def ws_program(model: ArrayModel, codecs: dict, tiles, rng) -> Program:
     """Weight-stationary passes: ``tiles`` is a list of ``(a, b)`` with ``a`` M x K_t
-    activations, ``b`` K_t x N_t weights. Unused weight columns and activation lanes carry
-    random junk; the expected vectors cover all ``cols`` lanes (junk weight columns included,
-    junk activation lanes must be ignored)."""
+    activations, ``b`` K_t x N_t weights (or ``(a, b, (g, h))`` with correction constants for
+    all ``cols`` columns; default: the host's :meth:`~sim.golden.ArrayModel.tile_constants`).
+    Unused weight columns and activation lanes carry random junk; the expected vectors cover
+    all ``cols`` lanes (junk weight columns included, junk activation lanes must be ignored).
+    With a correction the constants ride on the tile's last weight row, junk on the others."""
     lo, hi = _operand_range(model)
     prog = Program(inputs={"weights": [], "acts": []})
-    for t, (a, b) in enumerate(tiles):
+    for t, tile in enumerate(tiles):
+        a, b, consts = _split_tile(tile)
         a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
         k_t = b.shape[0]
         b_pad = _pad(rng, b, (k_t, model.cols), lo, hi)
         a_pad = _pad(rng, a, (a.shape[0], model.rows), lo, hi)
+        if model.correction is not None and consts is None:
+            consts = model.tile_constants(b_pad)
         for k in range(k_t):
             prog.inputs["weights"].append(
-                codecs["weights"].encode(data=b_pad[k], last=int(k == k_t - 1)))
+                codecs["weights"].encode(data=b_pad[k], last=int(k == k_t - 1),
+                                         **_corr_fields(model, rng, consts, k != k_t - 1)))
         for m in range(a.shape[0]):
             prog.inputs["acts"].append(codecs["acts"].encode(data=a_pad[m], first=int(m == 0)))
-        want = model.tile(a, b_pad)
+        want = model.tile(a, b_pad, consts)
         prog.operands.append((a, b_pad))
         prog.tiles.append((len(prog.expected), a.shape[0]))
         for m in range(a.shape[0]):
@@ -193,15 +228,19 @@ def os_program(model: ArrayModel, codecs: dict, tiles, rng) -> Program:
     carry junk, so all ``rows x cols`` results of a tile are checked."""
     lo, hi = _operand_range(model)
     prog = Program(inputs={"operands": []})
-    for t, (a, b) in enumerate(tiles):
+    for t, tile in enumerate(tiles):
+        a, b, consts = _split_tile(tile)
         a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
         k = a.shape[1]
         a_pad = _pad(rng, a, (model.rows, k), lo, hi)
         b_pad = _pad(rng, b, (k, model.cols), lo, hi)
+        if model.correction is not None and consts is None:
+            consts = model.tile_constants(b_pad)
         for s in range(k):
             prog.inputs["operands"].append(
-                codecs["operands"].encode(a=a_pad[:, s], b=b_pad[s], last=int(s == k - 1)))
-        want = model.tile(a_pad, b_pad)
+                codecs["operands"].encode(a=a_pad[:, s], b=b_pad[s], last=int(s == k - 1),
+                                          **_corr_fields(model, rng, consts, s != k - 1)))
+        want = model.tile(a_pad, b_pad, consts)
         prog.operands.append((a_pad, b_pad))
         prog.tiles.append((len(prog.expected), model.rows))
         for r in range(model.rows):
@@ -254,6 +293,18 @@ def extreme_tiles(model: ArrayModel, rng, count: int = 4) -> list:
             k = 2 * model.rows + 1
             shape_a, shape_b = (model.rows, k), (k, model.cols)
         tiles.append((pick_a(shape_a).astype(np.int64), pick_b(shape_b).astype(np.int64)))
+    fmt = model.correction
+    if fmt is not None:      # constants at both ends of their widths, operands at the ends
+        glim = 1 << max(fmt.alpha_bits - 1, 0)
+        hlim = 1 << (fmt.beta_bits - 1)
+        for i, (ga, hb) in enumerate([(-glim, -hlim), (glim - 1, hlim - 1), (-glim, hlim - 1),
+                                      (glim - 1, -hlim)]):
+            a, b = tiles[i % 2]
+            g = np.full(model.cols, ga if fmt.mode == "cv" else 0, dtype=np.int64)
+            h = np.full(model.cols, hb, dtype=np.int64)
+            g[::2] = -g[::2] - 1 if fmt.mode == "cv" else 0      # the other end every 2nd lane
+            h[1::3] = rng.integers(-hlim, hlim, size=h[1::3].size)
+            tiles.append((a, b, (g, h)))
     return tiles
 
 

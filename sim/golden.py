@@ -17,6 +17,11 @@ Conventions
   width and overflow mode (:func:`tiled_gemm`).
 * Output-stationary array (``os``): PE ``(r, c)`` owns ``C[m0+r, n0+c]`` and accumulates over the
   whole ``K`` with multiplier ``grid[r][c]``; ``M`` and ``N`` are tiled by ``rows`` and ``cols``.
+* Correction (``ArrayModel.correction``, a :class:`sim.correction.CorrectionFormat`): every
+  pass's column outputs become ``reduce_A(acc + ((g_n S_m + h_n) >> F))`` with the pass's
+  column constants (from its weight tile, :func:`sim.correction.column_constants`) and the
+  activation sums ``S_m`` of the pass (ws: over its ``K_t`` lanes; os: over the whole ``K``);
+  ws K tiles are corrected one by one, then added by the host as above.
 """
 
 from __future__ import annotations
@@ -112,6 +117,8 @@ class ArrayModel:
     acc_width: int = 32
     overflow: str = "wrap"
     max_dim: int = field(default=64, repr=False)
+    #: ``None`` or a :class:`sim.correction.CorrectionFormat` (bias / control variate).
+    correction: object = None
 
     def __post_init__(self):
         for label, v in (("rows", self.rows), ("cols", self.cols)):
@@ -132,6 +139,18 @@ class ArrayModel:
         if self.acc_width < first.product_width:
             raise ValueError(f"accumulator width {self.acc_width} is narrower than the "
                              f"{first.product_width}-bit product")
+        if self.correction is not None:
+            from sim.correction import CorrectionError, CorrectionFormat, check_correctable
+            if not isinstance(self.correction, CorrectionFormat):
+                raise TypeError(f"correction must be a CorrectionFormat or None, not "
+                                f"{self.correction!r}")
+            for spec in self.distinct_specs():
+                check_correctable(spec, self.correction.mode)
+            if self.dataflow == "os" and any(
+                    len({row[c] for row in self.grid}) > 1 for c in range(self.cols)):
+                raise CorrectionError(f"--correction {self.correction.mode} is undefined for an "
+                                      "os array with different multipliers in one column (the "
+                                      "column constants would have to serve every row)")
 
     # -- constructors ----------------------------------------------------------------------------
     @classmethod
@@ -175,13 +194,43 @@ class ArrayModel:
                     seen.append(s)
         return seen
 
+    # -- correction ------------------------------------------------------------------------------
+    def tile_constants(self, b) -> tuple:
+        """Per-column correction constants ``(g, h)`` of one pass's weight tile ``b``
+        (``K_t x N_t``; os: the whole ``K``), as the host computes them when it loads the
+        weights (:func:`sim.correction.column_constants`)."""
+        from sim.correction import column_constants
+        b = np.asarray(b, dtype=np.int64)
+        grid = self.grid
+        if self.is_uniform:
+            spec_of = grid[0][0]
+        elif self.dataflow == "ws":
+            spec_of = lambda kk, nn: grid[kk][nn]  # noqa: E731
+        else:
+            spec_of = lambda kk, nn: grid[0][nn]  # noqa: E731
+        return column_constants(b, spec_of, self.correction)
+
+    def correct(self, acc, a, consts) -> np.ndarray:
+        """``acc`` (a pass's M x N_t accumulators) with the correction applied."""
+        from sim.correction import activation_sums, apply
+        g, h = consts
+        return apply(acc, activation_sums(a, self.correction), g, h, self.correction,
+                     self.acc_width, self.overflow)
+
     # -- one pass of the hardware ----------------------------------------------------------------
-    def tile(self, a, b) -> np.ndarray:
+    def tile(self, a, b, consts=None) -> np.ndarray:
         """One pass: ``a`` (M x K_t) activations, ``b`` (K_t x N_t) weights -> M x N_t.
 
         ``ws``: ``K_t <= rows``, ``N_t <= cols``, any ``M``. ``os``: ``M <= rows``,
-        ``N_t <= cols``, any ``K``.
+        ``N_t <= cols``, any ``K``. With a correction, ``consts`` (``(g, h)`` per column)
+        replaces the host's :meth:`tile_constants`.
         """
+        raw = self._tile(a, b)
+        if self.correction is None:
+            return raw
+        return self.correct(raw, a, self.tile_constants(b) if consts is None else consts)
+
+    def _tile(self, a, b) -> np.ndarray:
         a = np.asarray(a, dtype=np.int64)
         b = np.asarray(b, dtype=np.int64)
         m, k = a.shape
@@ -207,22 +256,34 @@ class ArrayModel:
         return out
 
 
-def tiled_gemm(a, b, array: ArrayModel) -> np.ndarray:
-    """``a (M x K) @ b (K x N)`` exactly as the array computes it tile by tile (module doc)."""
+def tiled_gemm(a, b, array: ArrayModel, start=None) -> np.ndarray:
+    """``a (M x K) @ b (K x N)`` exactly as the array computes it tile by tile (module doc).
+
+    ``start`` (``M x N`` or broadcastable; ``None``: zeros) is the initial value of the host's
+    accumulator for each output: the array's PEs start every pass at 0 (as in
+    :mod:`hw.systolic`), and the host adds the passes' results to ``start`` one by one, in tile
+    order, with the array's accumulator width and overflow rule (os: the single pass).
+    """
     a, b, (m, k, n) = _gemm_operands(a, b)
-    out = np.zeros((m, n), dtype=np.int64)
+    if start is None:
+        out = np.zeros((m, n), dtype=np.int64)
+        add = lambda acc, part, t: part if t == 0 else accumulate(  # noqa: E731
+            acc, part, array.acc_width, array.overflow)
+    else:
+        out = np.broadcast_to(np.asarray(start, dtype=np.int64), (m, n)).copy()
+        add = lambda acc, part, t: accumulate(  # noqa: E731
+            acc, part, array.acc_width, array.overflow)
     if array.dataflow == "ws":
         for n0 in range(0, n, array.cols):
             n1 = min(n0 + array.cols, n)
             for t, k0 in enumerate(range(0, k, array.rows)):
                 k1 = min(k0 + array.rows, k)
                 part = array.tile(a[:, k0:k1], b[k0:k1, n0:n1])
-                out[:, n0:n1] = part if t == 0 else accumulate(
-                    out[:, n0:n1], part, array.acc_width, array.overflow)
+                out[:, n0:n1] = add(out[:, n0:n1], part, t)
         return out
     for m0 in range(0, m, array.rows):
         m1 = min(m0 + array.rows, m)
         for n0 in range(0, n, array.cols):
             n1 = min(n0 + array.cols, n)
-            out[m0:m1, n0:n1] = array.tile(a[m0:m1, :], b[:, n0:n1])
+            out[m0:m1, n0:n1] = add(out[m0:m1, n0:n1], array.tile(a[m0:m1, :], b[:, n0:n1]), 0)
     return out

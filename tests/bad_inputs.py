@@ -82,6 +82,9 @@ CLIS = {
     "boards.fit": "boards.fit:main",
     "boards.host": "boards.host:main",
     "sim.rtlcheck": "sim.rtlcheck:main",
+    "sim.perf": "sim.perf.__main__:main",
+    "sim.nn.retrain": "sim.nn.retrain:main",
+    "sim.dse": "sim.dse.__main__:main",
 }
 
 
@@ -180,6 +183,21 @@ case(G, "--rows", "2", "--acc-width", "15", says=r"acc-width.*16")
 case(G, "--rows", "2", "--acc-width", "63", says=r"--acc-width.*out of range")
 case(G, "--cols", "3", says=r"--cols.*no --rows")
 case(G, "--pipeline", says=r"--pipeline.*no --rows")
+# accuracy recovery (--correction, issue 13): undefined corrections, constants that overflow
+case(G, "--rows", "2", "--mult", "drum4", "--width", "13", "--correction", "cv",
+     says=r"undefined for drum4@13s.*error table")
+case(G, "--rows", "2", "--mult", "exact,drum4", "--mult-per", "row", "--dataflow", "os",
+     "--correction", "bias", says=r"undefined for an os array with different multipliers")
+case(G, "--rows", "4", "--mult", "truncated8", "--correction", "cv", "--corr-alpha-bits", "4",
+     says=r"--corr-alpha-bits 4 cannot hold the slope constants of truncated8", subprocess=True)
+case(G, "--rows", "4", "--mult", "truncated8", "--correction", "bias", "--corr-beta-bits", "8",
+     says=r"--corr-beta-bits 8 cannot hold the offset constants")
+case(G, "--rows", "2", "--correction", "none", "--corr-frac", "3", says=r"without a correction")
+case(G, "--rows", "2", "--correction", "bias", "--corr-frac", "3", says=r"bias.*no frac")
+case(G, "--rows", "2", "--correction", "cv", "--corr-sum-bits", "9", says=r"os option")
+case(G, "--rows", "2", "--correction", "cv", "--corr-frac", "0", says=r"--corr-frac.*out of range")
+case(G, "--rows", "2", "--correction", "vc", says=r"--correction.*invalid choice")
+case(G, "--corr-alpha-bits", "9", says=r"--corr-alpha-bits.*no --rows")
 # names
 case(G, "--mult", "bogus", says=r"bogus")
 case(G, "--mult", "truncated99", says=r"truncated.*99")
@@ -390,6 +408,7 @@ case(C, "exact", "--json", DEEP_NAME, says=r"too long|name", name="--json 300-ch
 # ================================================================================== sim.dnn
 D = "sim.dnn"
 case(D, "--model", "bogus", says=r"bogus")
+case(D, "--correction", "cvv", says=r"--correction.*invalid choice")
 case(D, "--model", "digits-cnn", "--onnx", "m.onnx", says=r"not allowed with")
 case(D, "--onnx", "missing.onnx", says=r"does not exist")
 case(D, "--onnx", "d.onnx", setup=[Dir("d.onnx")], says=r"d.onnx")
@@ -455,6 +474,12 @@ case(D, "--json", "/proc/axm.json", says=r"/proc")
 
 # ================================================================================== hw.cost
 H = "hw.cost"
+case(H, "synth", "exact", "--kind", "mac", "--correction", "cv",
+     says=r"--correction applies to arrays")
+case(H, "synth", "drum4", "--width", "13", "--kind", "array", "--correction", "cv",
+     says=r"undefined for drum4@13s")
+case(H, "fits", "exact", "--device", "up5k", "--correction", "bias",
+     says=r"fits: --correction is not supported")
 case(H, says=r"required: COMMAND")
 case(H, "bogus", says=r"invalid choice")
 case(H, "synth", says=r"at least one multiplier")
@@ -680,3 +705,121 @@ case(R, "--manifest", "/dev/null", says=r"/dev/null")
 case(R, "exact", "--build-dir", "-", says=r"'-'|standard output",
      name="--build-dir - (a folder, no stream)")
 case(R, "x" * 100_000, says=r"unknown multiplier", name="a 100k-character name")
+
+# ============================================================================= sim.perf
+P = "sim.perf"
+MNK_HEAD = "Layer, M, N, K,\n"
+CONV_HEAD = ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+             "Num Filter, Strides,\n")
+CFG = "[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nDataflow: ws\n"
+case(P, "--rows", "0", says=r"--rows.*out of range")
+case(P, "--rows", "5000", says=r"--rows.*out of range")
+case(P, "--rows", "4", "--cols", "x", says=r"--cols.*not an integer")
+case(P, "--dataflow", "rs", says=r"--dataflow.*invalid choice")
+case(P, "--model", "bogus", "--no-energy", says=r"unknown model 'bogus'", subprocess=True)
+case(P, "--model", "resnet18", "--batch", "0", says=r"--batch.*out of range")
+case(P, "--topology", "missing.csv", says=r"missing.csv.*does not exist")
+case(P, "--topology", "t.csv", setup=[File("t.csv", MNK_HEAD + "fc, 4, 0, 8,\n")],
+     says=r"t.csv:2: N = 0 does not fit", subprocess=True, name="--topology N = 0")
+case(P, "--topology", "t.csv", setup=[File("t.csv", CONV_HEAD + "c1, 9, 9, 3, 3, 0, 4, 1,\n")],
+     says=r"t.csv:2: channels = 0", name="--topology conv layer with 0 channels")
+case(P, "--topology", "t.csv", setup=[File("t.csv", CONV_HEAD + "c1, 9, 9, 3, 3,\n")],
+     says=r"t.csv:2: expected 8 or 9 fields", name="--topology short conv row")
+case(P, "--topology", "t.csv",
+     setup=[File("t.csv", CONV_HEAD + "c1, 9, 9, 3, 3, 2x, 4, 1,\n")], says=r"t.csv:2: channels '2x' is not a positive integer", name="--topology 2x channels")
+case(P, "--topology", "t.csv", setup=[File("t.csv", CONV_HEAD + "c1, 2, 9, 3, 3, 1, 4, 1,\n")],
+     says=r"filter 3x3 is larger", name="--topology filter larger than IFMAP")
+case(P, "--topology", "t.csv", setup=[File("t.csv", MNK_HEAD)], says=r"no layers",
+     name="--topology header only")
+case(P, "--topology", "t.csv", setup=[File("t.csv", b"\xff\xfe\x00\x01")],
+     says=r"not a text file", name="--topology binary")
+case(P, "--topology", "t.csv", "--batch", "2", setup=[File("t.csv", MNK_HEAD + "fc,1,1,1,\n")],
+     says=r"--batch applies to --model")
+case(P, "--config", "s.cfg", "--model", "resnet18", "--no-energy",
+     setup=[File("s.cfg", CFG.replace("ws", "is"))], says=r"'is', input stationary",
+     name="--config Dataflow: is")
+case(P, "--config", "s.cfg", setup=[File("s.cfg", "ArrayHeight = 8\n")], says=r"malformed",
+     name="--config without a section header")
+case(P, "--config", "s.cfg", setup=[File("s.cfg", CFG.replace("Height: 8", "Height: 0"))],
+     says=r"ArrayHeight = 0", name="--config ArrayHeight 0")
+case(P, "--config", "s.cfg", setup=[File("s.cfg", "[general]\nrun_name = x\n")],
+     says=r"no \[architecture_presets\]", name="--config without architecture_presets")
+case(P, "--config", "s.cfg", setup=[File("s.cfg", CFG.replace("ArrayWidth: 8\n", ""))],
+     says=r"ArrayWidth is missing", name="--config without ArrayWidth")
+case(P, "--energy-config", "e.toml", setup=[File("e.toml", "[energy]\nmult_pj = 1\n")],
+     says=r"unknown key.*mult_pj")
+case(P, "--energy-config", "e.toml", setup=[File("e.toml", "[energy]\nadd32_pj = -1\n")],
+     says=r"add32_pj must be a finite non-negative")
+case(P, "--plot", "p.txt", "--no-energy", says=r"must end in .png")
+case(P, "--json", "/proc/axm.json", "--no-energy", says=r"/proc")
+case(P, "--csv", "d", "--no-energy", setup=[Dir("d")], says=r"folder")
+case(P, "--acc-width", "8", says=r"--acc-width 8 is narrower")
+case(P, "--sram-kb", "0", "1", "1", "--no-energy", says=r"--sram-kb")
+case(P, "--mult", "bogus", "--model", "resnet18", says=r"bogus")
+case(P, "--manifest", "missing.json", says=r"missing.json")
+
+# ======================================================================= sim.nn.retrain
+T = "sim.nn.retrain"
+case(T, "--epochs", "0", says=r"--epochs.*out of range", subprocess=True)
+case(T, "--epochs", "1.5", says=r"--epochs.*not an integer")
+case(T, "--lr", "0", says=r"--lr.*must be > 0")
+case(T, "--lr", "nan", says=r"--lr.*not a finite number")
+case(T, "--batch", "0", says=r"--batch.*out of range")
+case(T, "--grad", "bogus", says=r"--grad.*invalid choice")
+case(T, "--activations", "int4", says=r"--activations.*invalid choice")
+case(T, "--acc-width", "63", says=r"--acc-width.*out of range")
+case(T, "--model", "bogus", says=r"unknown model 'bogus'")
+case(T, "--model", "digits-cnn", "--onnx", "m.onnx", says=r"not allowed with")
+case(T, "--onnx", "missing.onnx", says=r"does not exist")
+case(T, "--mult", "bogus", says=r"bogus")
+case(T, "--mult", "exact*5000", says=r"repetition")
+case(T, "--mult", "nolayer=truncated6", "--no-progress", says=r"unknown layer 'nolayer'")
+case(T, "--mult", "pool1=truncated6", "--no-progress", says=r"'pool1'.*maxpool.*no GEMM",
+     name="--mult for a layer without a GEMM")
+case(T, "--dataset", "mnist:missing", says=r"does not exist")
+case(T, "--model", "digits-resnet20", "--dataset", "mnist:m", says=r"trained on digits",
+     name="--model digits-resnet20 on another dataset")
+case(T, "--out", "f", setup=[File("f", "x")], says=r"not a folder")
+case(T, "--out", "-", says=r"'-'|standard output", name="--out - (a folder, no stream)")
+case(T, "--out", "r", setup=[File("r/results.json", "{}\n")], says=r"not written by axmtoolkit")
+case(T, "--json", "d", setup=[Dir("d")], says=r"folder")
+
+# ============================================================================== sim.dse
+S = "sim.dse"
+_TABLE = "name,signed,gate_area\nbam2_8,True,203.3\n"
+case(S, "--mult", "bogus", says=r"candidate 'bogus'.*unknown multiplier")
+case(S, "--mult", "exact,", says=r"empty multiplier name")
+case(S, "--config", "c.toml", setup=[File("c.toml", "[space]\nmult = []\n")],
+     says=r"design space is empty", name="an empty space")
+case(S, "--config", "c.toml", setup=[File("c.toml", "model = \n")], says=r"not valid TOML")
+case(S, "--config", "c.toml", setup=[File("c.toml", "bogus = 1\n")], says=r"unknown key")
+case(S, "--config", "missing.toml", says=r"missing.toml: does not exist")
+case(S, "--config", "c.toml", setup=[File("c.toml", '[search]\npopulation = "x"\n')],
+     says=r"population must be an integer")
+case(S, "--layer", "nolayer:exact", says=r"unknown layer 'nolayer'")
+case(S, "--layer", "fc1", says=r"LAYER:NAME")
+case(S, "--rows", "0", says=r"--rows.*out of range")
+case(S, "--rows", "8,x", says=r"--rows.*not an integer")
+case(S, "--acc-width", "8", says=r"--acc-width.*out of range")
+case(S, "--dataflow", "xs", says=r"unknown dataflow 'xs'")
+case(S, "--objectives", "drop,bogus", says=r"unknown objective\(s\) bogus")
+case(S, "--objectives", "area", says=r"must include drop")
+case(S, "--objectives", "drop", says=r"at least one hardware objective")
+case(S, "--max-drop", "nan", says=r"--max-drop.*not a finite number")
+case(S, "--images", "0", says=r"--images.*out of range")
+case(S, "--node", "10", says=r"unknown technology node 10")
+case(S, "--ci-fab", "mars", says=r"unknown fab location 'mars'")
+case(S, "--area", "bogus", says=r"unknown area source")
+case(S, "--area", "table:missing.csv", says=r"missing.csv: does not exist")
+case(S, "--area", "table:t.csv", setup=[File("t.csv", _TABLE)], says=r"no signed entry for .*exact")
+case(S, "--model", "bogus", says=r"unknown model 'bogus'")
+case(S, "--out", "f", setup=[File("f", "x")], says=r"not a folder")
+case(S, "--scheduler", "bad address!", says=r"not a scheduler address")
+case(S, "--scheduler", "tcp://127.0.0.1:9", says=r"cannot reach the Dask scheduler",
+     subprocess=True, name="--scheduler unreachable")
+case(S, "--mult", "bam2_8", "--max-drop", "0", "-j", "1", "--images", "100", "--area",
+     "table:t.csv", setup=[File("t.csv", _TABLE)], env={"AXM_EMULATE_INTGEMM": "none",
+                                                    "AXM_EMULATE_CALIBRATION": "0"},
+     says=r"no evaluated point meets drop <= 0 pp.*closest: bam2_8", name="infeasible constraint")
+# (those two AXM_EMULATE_* keep sim.kernels from importing onnxruntime, whose import leaves
+#  TMPDIR/.ses behind: a sim.kernels matter, reported)

@@ -36,6 +36,10 @@ LONG_SCOPES = {
     "tests/test_rtlcheck_cli.py": 33,
     "tests/test_verilator_cache.py": 30,
     "tests/test_lint.py": 29,
+    "tests/test_onnx_export.py": 27,
+    "tests/test_nn.py": 20,
+    "tests/test_power.py": 15,
+    "tests/test_dse.py": 11,
 }
 
 
@@ -80,3 +84,14 @@ if _PROFILE:
         with open(_PROFILE, "a") as f:
             f.write(json.dumps({"test": item.nodeid, "phase": phase,
                                 "cpu_s": round(seconds, 3)}) + "\n")
+
+
+def one_torch_thread():
+    """One torch intra-op thread while a test module runs (use as an autouse module fixture in
+    torch tests): the suite runs on 2 cores with 2 workers, and torch's own pool would only
+    oversubscribe them (tiny tensors: spinning threads cost more than they save)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -12,7 +12,8 @@ Cycle counts measured in the simulators (clock edges between transfers, inputs d
 the array accepts them): the ws weight-load window and whole GEMMs of many shapes (ragged
 tiles, K < rows, small M, long tiles that hide the next weights), each compared with the
 manifest's numbers and formula (the testbench) and here with the published ``rows + cols - 1``
-window and :func:`hw.systolic.gemm_cycles`.
+window, :func:`hw.systolic.gemm_cycles` and sim.perf's network cycle model (random conv layers
+among the shapes).
 
 Without a simulator: the Amaranth component itself (elaborated directly, as board builds use
 it) in Amaranth's simulator, and parameter validation.
@@ -27,15 +28,40 @@ from sim.arraycheck import (StreamCodec, cycle_shapes, gemm_program, manifest_ge
                             overflow_tiles, overflowed, prepare_harness, program, random_tiles,
                             run_harness, simulate_amaranth)
 from sim.golden import ArrayModel
+from sim.perf import ArraySpec, Layer, conv_layer, equivalent_gemm, layer_schedule
 from sim.tb.runner import SIMULATORS, why_unavailable
 
 ALL = ["random", "extremes", "overflow", "back_to_back", "latency", "reset", "gemm"]
 HETERO = "exact,truncated4c,bam2_6"   # the last two have mult(0, 0) != 0: padding must not leak
 
+
+def perf_layers(rows, cols, dataflow, seed, count=8, budget=300):
+    """Random small conv layers (stride, padding, depthwise groups) of at most ``budget``
+    cycles on a ``rows x cols`` array, each with the single GEMM whose tile stream has the same
+    timing (:func:`sim.perf.equivalent_gemm`; the RTL runs that GEMM): ``[(layer, shape)]``."""
+    rng = np.random.default_rng(seed)
+    array, out = ArraySpec(rows, cols, dataflow), []
+    while len(out) < count:
+        cin, k = int(rng.integers(1, 7)), int(rng.integers(1, 4))
+        h, w = int(rng.integers(k, 7)), int(rng.integers(k, 7))
+        depthwise = cin > 1 and rng.random() < 0.3
+        layer = conv_layer(f"L{len(out)}", batch=1, cin=cin, h=h, w=w,
+                           cout=cin if depthwise else int(rng.integers(1, 9)), kernel=(k, k),
+                           stride=(int(rng.integers(1, 3)),) * 2,
+                           pads=(int(rng.integers(0, 2)),) * 4, groups=cin if depthwise else 1)
+        if layer_schedule(layer, array).cycles <= budget:
+            out.append((layer, equivalent_gemm(layer, array)))
+    return out
+
+
+# sim.perf's cycle model on the ws 4x3 and the pipelined os 3x4 array (the cheaper os unit to
+# simulate): random conv layers run as their equivalent GEMMs
+PERF_LAYERS = {("ws", 4, 3): perf_layers(4, 3, "ws", 12),
+               ("os", 3, 4): perf_layers(3, 4, "os", 12)}
 # ws 4x3: W = 6, so tiles of M >= 6 + K_t vectors hide the next weights: (10, 8, 3) is the
 # boundary, (9, 8, 3) one vector short of it; K < rows, ragged K and N, M = 1.
 WS_SHAPES = [(1, 1, 1), (1, 4, 3), (2, 3, 2), (5, 9, 7), (20, 8, 6), (3, 13, 4), (12, 2, 1),
-             (10, 8, 3), (9, 8, 3)]
+             (10, 8, 3), (9, 8, 3)] + [shape for _, shape in PERF_LAYERS["ws", 4, 3]]
 # os 4x3: K < rows (drain-paced tiles), K = rows, K > rows, ragged M and N, M = 1.
 OS_SHAPES = [(1, 1, 1), (4, 4, 3), (5, 2, 7), (13, 9, 3), (8, 3, 6), (1, 12, 1)]
 
@@ -62,6 +88,8 @@ DESIGNS = [
          gemm=(13, 20, 10), cycle_shapes=OS_SHAPES, scenarios=ALL + ["cycles"]),
     dict(rows=3, cols=4, mult="exact,drum4,perforated2_2", mult_per="row", dataflow="os",
          acc_width=18, overflow="saturate", pipeline=True,
+         cycle_shapes=cycle_shapes(ArrayModel.uniform(3, 4, "exact", dataflow="os"))
+         + [shape for _, shape in PERF_LAYERS["os", 3, 4]],
          scenarios=["random", "overflow", "back_to_back", "latency", "cycles"]),
     dict(rows=1, cols=1, mult="exact", signed=False, acc_width=16, dataflow="os",
          scenarios=["random", "overflow", "back_to_back", "latency", "reset", "cycles"]),
@@ -69,6 +97,21 @@ DESIGNS = [
          scenarios=["random", "extremes", "back_to_back", "latency"]),
     dict(rows=4, cols=1, mult="mitchell", pipeline=True, dataflow="os",
          scenarios=["random", "back_to_back", "latency", "cycles"]),
+]
+# Corrected arrays (hw.gen --correction, issue 13; cycles: tests/test_correction.py)
+DESIGNS += [
+    dict(rows=4, cols=3, mult=HETERO, mult_per="col", acc_width=16, overflow="saturate",
+         correction="cv", scenarios=["random", "extremes", "overflow", "back_to_back", "latency",
+                                     "reset", "gemm"]),
+    dict(rows=3, cols=2, mult="exact,perforated2,mitchell", mult_per="row", signed=False,
+         acc_width=16, pipeline=True, correction="cv",
+         scenarios=["random", "extremes", "overflow", "latency", "gemm"]),
+    dict(rows=3, cols=4, mult="truncated8", dataflow="os", pipeline=True, acc_width=20,
+         correction="cv", scenarios=["random", "extremes", "overflow", "latency", "reset",
+                                     "gemm"]),
+    dict(rows=2, cols=2, mult="drum4,exact", mult_per="col", dataflow="os", acc_width=18,
+         overflow="saturate", correction="bias",
+         scenarios=["random", "extremes", "overflow", "latency"]),
 ]
 
 
@@ -105,7 +148,8 @@ def test_arrays_match_golden_model(report):
             assert ran["gemm"]["gemm_mismatches"] == 0
         if "latency" in ran:  # the testbench compared it with the manifest; check the formula
             rows, cols = design["rows"], design.get("cols", design["rows"])
-            extra = 1 if design.get("pipeline") else 0
+            extra = (1 if design.get("pipeline") else 0) + (
+                1 if design.get("correction", "none") != "none" else 0)
             ws = design.get("dataflow", "ws") == "ws"
             assert ran["latency"]["latency_cycles"] == rows + cols - (1 if ws else 0) + extra
         if "back_to_back" in ran:
@@ -163,6 +207,40 @@ def test_whole_gemm_cycles_measured(report, harness):
             assert g["cycles"] == manifest_gemm_cycles(entry, m, k, n), (unit["top"], g)
         seen[(dataflow, pipeline)] = seen.get((dataflow, pipeline), 0) + len(shapes)
     assert set(seen) == {("ws", False), ("ws", True), ("os", False), ("os", True)}
+    assert report["passed"], (report["errors"][:5], report["mismatches"][:3])
+
+
+@pytest.mark.rtl
+def test_perf_model_cycles_measured(report):
+    """sim.perf's cycle model (``python -m sim.perf``) equals the measured cycles, zero
+    tolerance: every whole GEMM of every design as a GEMM layer (both dataflows, with and
+    without pipeline, 1x1 to 16x16), and random conv layers (:func:`perf_layers`: ragged tiles,
+    K < rows, M < rows + cols, depthwise groups streamed back to back, bubbles where too few
+    activation rows leave the next weights' load window exposed) run as their equivalent
+    GEMM."""
+    seen = {"layers": 0, "bubbles": 0, "grouped": 0, "k_lt_rows": 0, "m_lt_r_c": 0,
+            "ragged": 0}
+    for design, unit in zip(DESIGNS, report["units"]):
+        res = _scenario(unit, "cycles")
+        if res is None:
+            continue
+        rows, cols = design["rows"], design.get("cols", design["rows"])
+        dataflow = design.get("dataflow", "ws")
+        array = ArraySpec(rows, cols, dataflow, bool(design.get("pipeline")))
+        measured = {tuple(g["shape"]): g["cycles"] for g in res["gemm_cycles"]}
+        for (m, k, n), cycles in measured.items():
+            assert layer_schedule(Layer("g", "gemm", m, k, n), array).cycles == cycles, \
+                (unit["top"], m, k, n)
+        for layer, shape in PERF_LAYERS.get((dataflow, rows, cols), []):
+            s = layer_schedule(layer, array)
+            assert s.cycles == measured[shape], (unit["top"], layer)
+            seen["layers"] += 1
+            seen["bubbles"] += s.cycles > s.stall_free_cycles
+            seen["grouped"] += layer.groups > 1
+            seen["k_lt_rows"] += layer.k < rows
+            seen["m_lt_r_c"] += layer.m < rows + cols
+            seen["ragged"] += bool(layer.k % rows or layer.n % cols or layer.m % rows)
+    assert seen["layers"] == 16 and min(seen.values()) >= 2, seen
     assert report["passed"], (report["errors"][:5], report["mismatches"][:3])
 
 

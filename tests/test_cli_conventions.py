@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 PARSERS = {"hw.gen": "build_parser", "sim.characterize": "build_parser",
            "sim.dnn.__main__": "build_parser", "hw.cost.cli": "build_parser",
            "boards.build": "_parser", "boards.fit": "_parser", "boards.host": "_parser",
-           "sim.rtlcheck": "build_parser"}
+           "sim.rtlcheck": "build_parser", "sim.perf.__main__": "build_parser",
+           "sim.dse.__main__": "build_parser", "sim.nn.retrain": "build_parser"}
 
 
 def _parser(module):
@@ -42,7 +43,8 @@ def test_multiplier_lists_mean_the_same_everywhere():
     expected = ["exact", "exact", "drum4", "bam2_6"]
     for module, extra in (("hw.gen", ["--rows", "4"]), ("sim.characterize", []),
                           ("hw.cost.cli", ["synth"]), ("boards.build", ["--board", "ulx3s"]),
-                          ("boards.fit", ["--board", "ulx3s"]), ("sim.rtlcheck", [])):
+                          ("boards.fit", ["--board", "ulx3s"]), ("sim.rtlcheck", []),
+                          ("sim.perf.__main__", []), ("sim.dse.__main__", [])):
         args = _parser(module).parse_args(extra + argv)
         assert split_mults(args.mult) == expected, module
 
@@ -51,7 +53,8 @@ def test_multiplier_lists_mean_the_same_everywhere():
     ("hw.gen", []), ("sim.characterize", []), ("hw.cost.cli", ["synth"]),
     ("boards.build", ["--board", "icebreaker"]), ("boards.fit", ["--board", "icebreaker",
                                                                  "--mult", "exact"]),
-    ("boards.host", ["--model", "2x2", "--identify"]), ("sim.rtlcheck", [])])
+    ("boards.host", ["--model", "2x2", "--identify"]), ("sim.rtlcheck", []),
+    ("sim.perf.__main__", [])])
 def test_width_and_signedness_spellings(module, extra):
     p = _parser(module)
     assert p.parse_args(extra + ["--width", "6", "--unsigned"]).signedness == "unsigned"

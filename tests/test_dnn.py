@@ -193,8 +193,8 @@ def test_per_layer_assignment():
     np.testing.assert_array_equal(b["acc"], want)
     with pytest.raises(DnnError, match="unknown layer"):
         qm.run(x, {"conv9": "exact"})
-    with pytest.raises(DnnError, match="8-bit signed"):
-        qm.run(x, parse("drum4", signed=False))
+    with pytest.raises(DnnError, match="8-bit multipliers"):
+        qm.run(x, parse("drum4", width=6))
 
 
 def test_saturating_narrow_accumulator_changes_results():
@@ -220,3 +220,32 @@ def test_requantize_rounds_half_up_and_clips():
     m0, sh = quantize_multiplier(0.5)
     got = requantize(np.array([[3], [-3], [1000], [-1000]]), [m0], [sh], lo=-127)
     np.testing.assert_array_equal(got[:, 0], [2, -1, 127, -127])
+
+
+def test_array_target_starts_accumulation_from_zero_point_terms():
+    """Regression: with an ArrayModel target, ``layer_gemm`` starts the host's accumulator at
+    the bias / zero-point terms and adds the K tiles to it (what the hardware does), instead of
+    adding those terms after the tiles. Unsigned multipliers and asym activations make the raw
+    tile sums large and the start very negative, so a 20-bit saturating accumulator saturates
+    the old order but not the hardware's. Reference: the golden model's passes added by hand."""
+    from sim.dnn.quant import layer_gemm
+    from sim.emulate import emulate_tiled
+    from sim.golden import ArrayModel, accumulate
+
+    data = load_digits_split()
+    graph = load_model("digits-mlp")
+    qm = QuantizedModel(graph, data.x_calib, activations="asym")
+    acc = 20
+    arr = ArrayModel.per_row(8, 4, ["exact", "truncated4", "mitchell", "exact"] * 2,
+                             signed=False, acc_width=acc, overflow="saturate")
+    xq = qm.quantize_input(data.x_test[:6]).reshape(6, -1)
+    a, b, start, _ = qm.gemm_operands(graph.gemm_nodes()[0], xq, signed_mult=False)
+    want = start.copy()
+    for n0 in range(0, b.shape[1], arr.cols):
+        for k0 in range(0, a.shape[1], arr.rows):
+            part = arr.tile(a[:, k0:k0 + arr.rows], b[k0:k0 + arr.rows, n0:n0 + arr.cols])
+            want[:, n0:n0 + arr.cols] = accumulate(want[:, n0:n0 + arr.cols], part, acc,
+                                                   "saturate")
+    np.testing.assert_array_equal(layer_gemm(a, b, arr, start), want)
+    old = accumulate(emulate_tiled(a, b, arr), start, acc, "saturate")
+    assert (old != want).mean() > 0.5           # the order really matters here

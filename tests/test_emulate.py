@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hw.mult import MultiplierError, example_names, parse
 from hw.mult.base import MultiplierSpec
 from sim.emulate import emulate, emulate_gemm, emulate_tiled, plan, product_sum
-from sim.golden import ArrayModel, gemm_reference, tiled_gemm
+from sim.golden import ArrayModel, accumulate, gemm_reference, tiled_gemm
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow],
                 derandomize=True)
@@ -180,6 +180,39 @@ def test_arrays_equal_tiled_golden(data):
     np.testing.assert_array_equal(emulate_tiled(a, b, array), tiled_gemm(a, b, array),
                                   err_msg=repr(array))
     np.testing.assert_array_equal(emulate(a, b, array), tiled_gemm(a, b, array))
+
+
+def test_tiled_start_is_the_host_accumulators_initial_value():
+    """``start``: the host's accumulator starts there and adds each pass (ws: every K tile;
+    os: the one pass) with the array's rule; PEs start at 0. Reference: golden passes added
+    by hand, and :func:`sim.golden.tiled_gemm` with ``start``."""
+    rng = np.random.default_rng(5)
+    a = rng.choice([255, 250, 3, 0], (5, 13))
+    b = rng.choice([255, 240, 1, 128], (13, 7))
+    start = rng.integers(-(1 << 18), 1 << 18, (5, 7))
+    for dataflow in ("ws", "os"):
+        array = ArrayModel.per_row(4, 3, ["exact", "mitchell", "truncated4", "drum3"],
+                                   signed=False, dataflow=dataflow, acc_width=19,
+                                   overflow="saturate")
+        want = start.copy()
+        if dataflow == "ws":
+            for n0 in range(0, 7, 3):
+                for k0 in range(0, 13, 4):
+                    part = array.tile(a[:, k0:k0 + 4], b[k0:k0 + 4, n0:n0 + 3])
+                    want[:, n0:n0 + 3] = accumulate(want[:, n0:n0 + 3], part, 19, "saturate")
+        else:
+            for m0 in range(0, 5, 4):
+                for n0 in range(0, 7, 3):
+                    part = array.tile(a[m0:m0 + 4], b[:, n0:n0 + 3])
+                    want[m0:m0 + 4, n0:n0 + 3] = accumulate(want[m0:m0 + 4, n0:n0 + 3], part,
+                                                            19, "saturate")
+        np.testing.assert_array_equal(tiled_gemm(a, b, array, start), want)
+        np.testing.assert_array_equal(emulate_tiled(a, b, array, start), want)
+        np.testing.assert_array_equal(emulate_tiled(a, b, array, start[0]), tiled_gemm(
+            a, b, array, np.broadcast_to(start[0], (5, 7))))
+        if dataflow == "ws":        # several K tiles: adding start last would differ
+            assert not np.array_equal(want, accumulate(tiled_gemm(a, b, array), start, 19,
+                                                       "saturate"))
 
 
 def test_checkerboard_grid_both_dataflows():

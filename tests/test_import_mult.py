@@ -14,6 +14,7 @@ import json
 import numpy as np
 import pytest
 
+from hw.cache import cache_dir
 from hw.mult import MultiplierError, extra_verilog_sources, parse
 from sim.tb.runner import SIMULATORS, why_unavailable
 
@@ -70,8 +71,12 @@ needs_verilator = pytest.mark.skipif(why_unavailable("verilator") is not None,
 def lib(tmp_path_factory):
     """The hand-written sources and tables on disk, with the derivation cache in a tmp dir."""
     root = tmp_path_factory.mktemp("imported")
+    shared_objects = cache_dir("verilator")      # design-independent: keep the session's
     mp = pytest.MonkeyPatch()
     mp.setenv("AXM_CACHE_DIR", str(root / "cache"))
+    (root / "cache").mkdir()
+    shared_objects.mkdir(parents=True, exist_ok=True)
+    (root / "cache" / "verilator").symlink_to(shared_objects, target_is_directory=True)
     files = {}
     for name, text in (("trunc4", TRUNC4), ("trunc4_bad", TRUNC4_BAD), ("smul", SMUL),
                        ("asym", ASYM)):

@@ -43,6 +43,12 @@ ARRAYS = [
          overflow="saturate"),
     dict(rows=1, cols=16, mult=",".join(example_names(8)), mult_per="col", signed=False,
          dataflow="os", pipeline=True, acc_width=20),
+    # accuracy recovery (issue 13): column-output multiply-add, constant banks, sum logic
+    dict(rows=3, cols=2, mult="drum4", correction="cv", pipeline=True),
+    dict(rows=2, cols=3, mult="truncated6", correction="bias", signed=False),
+    dict(rows=3, cols=2, mult="etm4", dataflow="os", correction="cv"),
+    dict(rows=2, cols=2, mult="perforated2", dataflow="os", correction="bias",
+         overflow="saturate"),
 ]
 
 

@@ -62,6 +62,9 @@ def _design_args(p, *, kinds=True):
     add_accumulator(p, defaults=False)
     p.add_argument("--pipeline", action="store_true", default=None,
                    help="register each product before its adder")
+    p.add_argument("--correction", choices=("none", "bias", "cv"),
+                   help="array with accuracy recovery at the column outputs (hw.gen "
+                        "--correction; default none)")
 
 
 def _common(p, *, json_file: bool = True):
@@ -192,7 +195,8 @@ def _cache(args) -> Cache:
 def _designs(args):
     (signed,) = signedness_values(args)
     opts = {"dataflow": args.dataflow, "acc_width": args.acc_width, "overflow": args.overflow,
-            "pipeline": args.pipeline, "rows": getattr(args, "rows", None),
+            "pipeline": args.pipeline, "correction": getattr(args, "correction", None),
+            "rows": getattr(args, "rows", None),
             "cols": getattr(args, "cols", None)}
     return [make_design(getattr(args, "kind", "mult"), name, width=args.width, signed=signed,
                         **opts) for name in _mult_names(args)]
@@ -288,6 +292,9 @@ def _cmd_sweep(args):
 
 def _cmd_fits(args):
     from .fits import what_fits
+    if args.correction not in (None, "none"):
+        raise CostError("fits: --correction is not supported (largest-array search without "
+                        "correction only); use synth/pnr --kind array --correction")
     (signed,) = signedness_values(args)
     specs = [parse(name, width=args.width, signed=signed) for name in _mult_names(args)]
     opts = {k: v for k, v in {"dataflow": args.dataflow, "acc_width": args.acc_width,

@@ -140,21 +140,33 @@ def mac(spec: MultiplierSpec, *, acc_width: int = 32, overflow: str = "wrap",
 
 
 def array(spec: MultiplierSpec, rows: int, cols: int, *, dataflow: str = "ws",
-          acc_width: int = 32, overflow: str = "wrap", pipeline: bool = False) -> Design:
-    """A :class:`hw.systolic.SystolicArray` of ``rows x cols`` PEs, all using ``spec``."""
+          acc_width: int = 32, overflow: str = "wrap", pipeline: bool = False,
+          correction: str = "none") -> Design:
+    """A :class:`hw.systolic.SystolicArray` of ``rows x cols`` PEs, all using ``spec``;
+    ``correction``: ``none``, ``bias`` or ``cv`` with ``hw.gen``'s default widths
+    (:func:`sim.correction.default_format`)."""
     mod = _optional("hw.systolic", "an array design")
+    fmt = None
+    if correction != "none":
+        from sim.correction import CorrectionError, default_format
+        try:
+            fmt = default_format(correction, spec, rows=rows, dataflow=dataflow,
+                                 acc_width=acc_width)
+        except CorrectionError as exc:
+            raise CostError(str(exc)) from None
 
     def build():
         return mod.SystolicArray(rows, cols, spec, dataflow=dataflow, acc_width=acc_width,
-                                 overflow=overflow, pipeline=pipeline)
+                                 overflow=overflow, pipeline=pipeline, correction=fmt)
 
     _validate(build)
     label = (f"array:{spec.full_name}:{rows}x{cols}:{dataflow}:A{acc_width}:{overflow}"
-             + (":pipe" if pipeline else ""))
+             + (":pipe" if pipeline else "") + (f":{correction}" if fmt is not None else ""))
+    extra = {} if fmt is None else {"correction": fmt.hardware}
     return Design(label, build, pe_count=rows * cols,
                   info={"kind": "array", **_spec_info(spec), "rows": rows, "cols": cols,
                         "dataflow": dataflow, "acc_width": acc_width, "overflow": overflow,
-                        "pipeline": pipeline},
+                        "pipeline": pipeline, **extra},
                   extra_verilog=extra_verilog_sources([spec]), spec=spec)
 
 
@@ -166,6 +178,8 @@ def _make_mult(spec, **opts):
 
 def _make_mac(spec, **opts):
     opts.pop("dataflow", None)
+    if opts.pop("correction", "none") != "none":
+        raise CostError("--correction applies to arrays (--kind array)")
     _no_array_dims(opts, "a MAC")
     return mac(spec, **opts)
 

@@ -11,8 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from hw.cli import (CONVENTIONS, Parser, UsageError, add_force, integer, number, output_path,
-                    run_main, split_mults)
+from hw.cli import (CONVENTIONS, Parser, UsageError, add_force, add_signedness, integer, number,
+                    output_path, run_main, signedness_values, split_mults)
 from hw.outputs import check_file, check_folder, write_file
 
 from .data import load_dataset
@@ -29,10 +29,10 @@ examples:
   python -m sim.dnn --onnx cifar.onnx --dataset cifar10:/data/cifar-10-batches-py \\
       --mean 0.49 0.48 0.45 --std 0.25 0.24 0.26 --mult drum5
 
-configurations (--mult): a multiplier name (8-bit signed, every GEMM layer; grammar in
-`python -m sim.characterize --help`), or LAYER=NAME,...[,*=NAME] for a per-layer assignment
-(unlisted layers exact; layers of digits-cnn: conv1 conv2 conv3 fc, of digits-mlp: fc1 fc2
-fc3, of an ONNX model: its node names). Without --mult:
+configurations (--mult): a multiplier name (8-bit, signed unless --unsigned; every GEMM layer;
+grammar in `python -m sim.characterize --help`), or LAYER=NAME,...[,*=NAME] for a per-layer
+assignment (unlisted layers exact; layers of digits-cnn: conv1 conv2 conv3 fc, of digits-mlp:
+fc1 fc2 fc3, of an ONNX model: its node names). Without --mult:
 {textwrap.fill(' '.join(DEFAULT_MULTS), 90, initial_indent='  ', subsequent_indent='  ')}
 
 distortion: ||E||_F of each GEMM layer's accumulators against int8-exact, the layer fed the
@@ -60,6 +60,11 @@ def build_parser() -> Parser:
     p.add_argument("--mult", action="extend", nargs="+", metavar="CONFIG",
                    help="configurations: NAME[,NAME...] (NAME*K repeats), each one evaluated, "
                         "or LAYER=NAME,... for one per-layer configuration (see below)")
+    p.add_argument("--correction", nargs="+", choices=("none", "bias", "cv"), metavar="MODE",
+                   help="evaluate every configuration with each accuracy-recovery mode: none, "
+                        "bias, cv (approximate layers on a 16-deep ws array with that "
+                        "correction, constants fitted to calibration activations; labels "
+                        "NAME+bias, NAME+cv; docs/correction.md). Default: none")
     p.add_argument("--predict", action="store_true",
                    help="add the analytical predictor, its per-layer error and the Spearman "
                         "correlation with the accuracy drop")
@@ -80,6 +85,11 @@ def build_parser() -> Parser:
                    help="accumulator bits, 16..63 (default 32)")
     p.add_argument("--overflow", choices=("wrap", "saturate"), default="wrap",
                    help="accumulator overflow mode (default wrap)")
+    add_signedness(p)
+    p.add_argument("--activations", choices=("sym", "asym"), default="sym",
+                   help="activation quantisation: sym (int8, zero point 0; default) or asym "
+                        "(uint8 with a zero point); how the multiplier sees the operands: "
+                        "sim/dnn/quant.py, docs/nn.md")
     p.add_argument("--batch", type=integer(1, 1 << 20), default=2048,
                    help="images per batch (default 2048)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -128,7 +138,9 @@ def _main(argv) -> int:
     if args.mean is not None:
         data = data.normalized(args.mean, args.std)
     res = evaluate(graph, data, configs, acc_width=args.acc_width, overflow=args.overflow,
-                   predict=predict, batch=args.batch, progress=not args.no_progress)
+                   predict=predict, batch=args.batch, progress=not args.no_progress,
+                   signed=signedness_values(args)[0], activations=args.activations,
+                   corrections=tuple(dict.fromkeys(args.correction or ["none"])))
     res = _clean(res)
     text = json.dumps(res, indent=2)
     if args.json == "-":

@@ -25,15 +25,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw.mult import MultiplierError, MultiplierSpec, parse
-from sim.emulate import emulate_gemm, emulate_tiled
 from sim.golden import ArrayModel
 
 from .data import Dataset
 from .errors import DnnError
 from .layers import Graph, run_float
 from .predictor import histogram, predict_gemm, spearman
+from .predictor import predict as predict_moments
 from . import stats
-from .quant import QuantizedModel, resolve_assignment
+from .quant import QuantizedModel, layer_gemm, resolve_assignment, target_signed
 
 __all__ = ["Config", "parse_config", "evaluate", "DEFAULT_MULTS"]
 
@@ -76,9 +76,69 @@ def _target_spec(target):
 
 
 def _gemm(a, b, target, acc_width, overflow):
-    if isinstance(target, ArrayModel):
-        return emulate_tiled(a, b, target)
-    return emulate_gemm(a, b, target, acc_width=acc_width, overflow=overflow)
+    return layer_gemm(a, b, target, None, acc_width, overflow)
+
+
+def _dims(a, b) -> tuple[int, int, int]:
+    """``(M, K, N)`` of a layer's GEMM (grouped: ``K`` per group, ``N`` in all)."""
+    if np.ndim(a) == 3:
+        return a.shape[1], b.shape[1], b.shape[0] * b.shape[2]
+    return a.shape[0], b.shape[0], b.shape[1]
+
+
+def _target_label(t) -> str:
+    if isinstance(t, MultiplierSpec):
+        return t.name
+    if isinstance(t, ArrayModel) and t.is_uniform:
+        corr = "" if t.correction is None else f", correction={t.correction.mode}"
+        return (f"{t.grid[0][0].name} on a {t.rows}x{t.cols} {t.dataflow} array"
+                f"{corr}")
+    return repr(t)
+
+
+def _with_corrections(qm, x_cal, resolved, corrections, signed, acc_width, overflow, rows):
+    """Every configuration once per correction mode; approximate layers become a ``rows``-deep
+    ws :class:`~sim.golden.ArrayModel` with the mode's :func:`sim.correction.default_format`,
+    fitted to the layer's activation histogram over the calibration images."""
+    from dataclasses import replace
+
+    from sim.correction import MODES, CorrectionError, default_format
+
+    for mode in corrections:
+        if mode not in MODES:
+            raise DnnError(f"unknown correction {mode!r}; choose none, bias or cv")
+    _, rec = qm.run(x_cal, None, acc_width=acc_width, overflow=overflow, capture=True,
+                    signed=signed)
+    exact = parse("exact", signed=signed)
+    lo, hi = exact.operand_range
+    hists = {l: np.bincount((np.asarray(r["a"]) - lo).ravel(), minlength=hi - lo + 1)
+             for l, r in rec.items()}
+    out, modes = [], []
+    for cfg, targets in resolved:
+        for mode in corrections:
+            if mode == "none":
+                out.append((cfg, targets))
+                modes.append(mode)
+                continue
+            new = {}
+            for layer, t in targets.items():
+                spec = t if isinstance(t, MultiplierSpec) else None
+                if spec is not None and spec.name == "exact":
+                    new[layer] = t
+                    continue
+                try:
+                    if spec is not None:
+                        t = ArrayModel(rows, rows, tuple((spec,) * rows for _ in range(rows)),
+                                       acc_width=acc_width, overflow=overflow)
+                    fmt = default_format(mode, t.distinct_specs(), rows=t.rows,
+                                         dataflow=t.dataflow, acc_width=t.acc_width,
+                                         dist=hists[layer])
+                    new[layer] = replace(t, correction=fmt)
+                except CorrectionError as exc:
+                    raise DnnError(f"configuration {cfg.label!r}, layer {layer}: {exc}") from None
+            out.append((Config(f"{cfg.label}+{mode}", new), new))
+            modes.append(mode)
+    return out, modes
 
 
 def _drop_keys(cmp: dict) -> dict:
@@ -94,13 +154,32 @@ def _uncertainty(k: int, n: int, ref_ok, this_ok) -> dict:
 
 def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
              overflow: str = "wrap", predict: bool = False, batch: int = 2048,
-             progress: bool = False) -> dict:
-    """Run the experiment (module docstring); returns a JSON-ready dict."""
+             progress: bool = False, signed: bool = True, activations=None,
+             quantized: QuantizedModel | None = None, corrections=("none",),
+             correction_rows: int = 16) -> dict:
+    """Run the experiment (module docstring); returns a JSON-ready dict.
+
+    ``signed``: signedness of the multipliers (names are parsed so; every configuration must
+    use multipliers of that signedness). ``activations``: per-layer activation quantisation
+    (:func:`sim.dnn.quant.activation_modes`). ``quantized``: a ready :class:`QuantizedModel`
+    of ``graph`` (e.g. with the scales a retrained network was trained with) instead of
+    calibrating on ``data.x_calib``. ``corrections``: each configuration is evaluated once
+    per mode (``none``, ``bias``, ``cv``; labels ``NAME+bias`` ...): approximate layers then
+    run on a ``correction_rows``-deep weight-stationary array with that correction, its
+    constants fitted to the layer's calibration activation histogram
+    (:func:`_corrected_targets`, :mod:`sim.correction`)."""
     configs = [c if isinstance(c, Config) else parse_config(c) for c in configs]
     try:
-        resolved = [(c, resolve_assignment(graph, c.assign)) for c in configs]
+        resolved = [(c, resolve_assignment(graph, c.assign, signed)) for c in configs]
     except MultiplierError as exc:
         raise DnnError(str(exc)) from None
+    for cfg, targets in resolved:
+        for layer, target in targets.items():
+            if target_signed(target) != signed:
+                raise DnnError(f"configuration {cfg.label!r}: layer {layer} has a "
+                               f"{'signed' if not signed else 'unsigned'} multiplier; one "
+                               f"evaluation uses {'signed' if signed else 'unsigned'} "
+                               "multipliers only")
     if data.image_shape != tuple(graph.input_shape) and int(np.prod(data.image_shape)) != int(
             np.prod(graph.input_shape)):
         raise DnnError(f"model {graph.name} expects inputs of shape {tuple(graph.input_shape)}, "
@@ -108,11 +187,19 @@ def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
     x_test = data.x_test.reshape((-1,) + tuple(graph.input_shape))
     x_cal = data.x_calib.reshape((-1,) + tuple(graph.input_shape))
     y_test = data.y_test
-    qm = QuantizedModel(graph, x_cal)
+    qm = quantized if quantized is not None else QuantizedModel(graph, x_cal,
+                                                                 activations=activations)
+    modes = ["none"] * len(resolved)
+    if tuple(corrections) != ("none",):
+        resolved, modes = _with_corrections(qm, x_cal, resolved, corrections, signed, acc_width,
+                                            overflow, correction_rows)
+        configs = [c for c, _ in resolved]
     float_ok = run_float(graph, x_test).argmax(axis=1) == y_test
     float_acc = float(float_ok.mean())
     layers = [n.name for n in graph.gemm_nodes()]
-    exact = parse("exact")
+    exact = parse("exact", signed=signed)
+    op_lo = exact.operand_range[0]
+    op_count = exact.operand_range[1] - op_lo + 1
 
     rows = {l: 0 for l in layers}
     kdim, ndim = {}, {}
@@ -134,26 +221,27 @@ def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
                            unit="run")
     for s in starts:
         xb, yb = x_test[s:s + batch], y_test[s:s + batch]
-        logits, rec = qm.run(xb, None, acc_width=acc_width, overflow=overflow, capture=True)
+        logits, rec = qm.run(xb, None, acc_width=acc_width, overflow=overflow, capture=True,
+                             signed=signed)
         hit = logits.argmax(axis=1) == yb
         ok_exact.append(hit)
         correct_exact += int(hit.sum())
         exact_y = {}
         for l in layers:
             a, b = rec[l]["a"], rec[l]["b"]
-            y = emulate_gemm(a, b, exact, acc_width=acc_width, overflow=overflow)
+            y = _gemm(a, b, exact, acc_width, overflow)
             exact_y[l] = y
-            rows[l] += a.shape[0]
-            kdim[l], ndim[l] = b.shape
+            mm, kdim[l], ndim[l] = _dims(a, b)
+            rows[l] += mm
             signal[l] += float((y.astype(np.float64) ** 2).sum())
-            counts = np.bincount((a + 128).ravel(), minlength=256)
+            counts = np.bincount((a - op_lo).ravel(), minlength=op_count)
             hist_a[l] = counts if hist_a[l] is None else hist_a[l] + counts
             hist_b[l] = b
         if bar is not None:
             bar.update()
         for i, (cfg, targets) in enumerate(resolved):
-            lg, rc = qm.run(xb, cfg.assign, acc_width=acc_width, overflow=overflow,
-                            capture=True)
+            lg, rc = qm.run(xb, targets, acc_width=acc_width, overflow=overflow,
+                            capture=True, signed=signed)
             hit = lg.argmax(axis=1) == yb
             ok[i].append(hit)
             correct[i] += int(hit.sum())
@@ -173,6 +261,8 @@ def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
     out = {
         "model": graph.name, "dataset": data.name, "test_images": n_test,
         "calibration_images": len(x_cal), "acc_width": acc_width, "overflow": overflow,
+        "multipliers": "signed" if signed else "unsigned",
+        "activations": {l.name: qm.modes[l.inputs[0]] for l in graph.gemm_nodes()},
         "float_accuracy": float_acc, "int8_accuracy": int8_acc,
         "statistics": {"confidence": stats.CONFIDENCE, "alpha": stats.ALPHA,
                        "accuracy_interval": stats.ACCURACY_METHOD,
@@ -188,9 +278,8 @@ def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
         entry = {"label": cfg.label, "accuracy": correct[i] / n_test,
                  "drop_pp": 100.0 * (int8_acc - correct[i] / n_test),
                  **_uncertainty(correct[i], n_test, ok_exact, np.concatenate(ok[i])),
-                 "assignment": {l: (t.name if isinstance(t, MultiplierSpec) else repr(t))
-                                for l, t in targets.items()},
-                 "layers": {}}
+                 "assignment": {l: _target_label(t) for l, t in targets.items()},
+                 "correction": modes[i], "layers": {}}
         total = {"uniform": 0.0, "weighted": 0.0, "measured": 0.0}
         for l in layers:
             meas = math.sqrt(local[i][l])
@@ -202,7 +291,12 @@ def evaluate(graph: Graph, data: Dataset, configs, *, acc_width: int = 32,
                 ha = hist_a[l] / hist_a[l].sum()
                 hb = histogram(spec, hist_b[l])
                 for variant, kw in (("uniform", {}), ("weighted", {"dist_a": ha, "dist_b": hb})):
-                    p = predict_gemm(spec, rows[l], kdim[l], ndim[l], **kw)
+                    if modes[i] == "none":
+                        p = predict_gemm(spec, rows[l], kdim[l], ndim[l], **kw)
+                    else:                   # the residual after the correction
+                        from sim.correction import residual_moments
+                        mo = residual_moments(spec, modes[i], kw.get("dist_a"), kw.get("dist_b"))
+                        p = predict_moments(mo["mu"], mo["var"], rows[l], kdim[l], ndim[l])
                     d[f"pred_{variant}"] = p.as_dict()
                     d[f"rel_err_{variant}"] = (p.norm / meas - 1.0) if meas > 0 else (
                         0.0 if p.norm == 0 else math.inf)

@@ -139,6 +139,22 @@ def _forget_other_trace_mode(build_dir: Path, mode: str) -> None:
     stamp.write_text(mode + "\n")
 
 
+def _ports_only(verilate: list, build_dir: Path, toplevel: str) -> list:
+    """cocotb's Verilator command with ``--public-flat-rw`` (every signal of the design made
+    public for VPI) replaced by a control file that makes only the top module's signals public:
+    the testbenches drive and read top-level ports only, and the flag made Verilator keep every
+    internal net of a generated array and emit megabytes of VPI symbol tables (the biggest part
+    of the C++ compile). Waveforms (``--trace``) are unaffected: tracing is not VPI."""
+    if "--public-flat-rw" not in verilate:
+        return verilate
+    control = Path(build_dir) / "axm_public.vlt"
+    name = toplevel.replace("\\", "\\\\").replace('"', '\\"')
+    control.write_text(f'`verilator_config\npublic_flat_rw -module "{name}" -var "*"\n')
+    out = list(verilate)
+    out[out.index("--public-flat-rw")] = str(control)
+    return out
+
+
 def _runner(simulator: str, waves: str | None = None):
     """The cocotb runner for ``simulator``; Verilator's shares its runtime objects through
     :class:`hw.verilator.ObjectCache` (restored between Verilator and make, saved after).
@@ -161,7 +177,8 @@ def _runner(simulator: str, waves: str | None = None):
             if len(cmds) != 2 or Path(cmds[1][0]).name != "make":    # not the known layout
                 return super()._execute_cmds(cmds, cwd, stdout)
             verilate, make = cmds
-            super()._execute_cmds([verilate], cwd, stdout)
+            super()._execute_cmds([_ports_only(verilate, self.build_dir, self.hdl_toplevel)],
+                                  cwd, stdout)
             objects = ObjectCache(self.build_dir, make, env=self.env)
             objects.restore()
             super()._execute_cmds([make], cwd, stdout)
