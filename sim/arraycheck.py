@@ -49,7 +49,7 @@ from sim.golden import ArrayModel, accumulate, tiled_gemm
 __all__ = ["SCENARIOS", "StreamCodec", "Program", "model_from_manifest", "manifest_gemm_cycles",
            "cycle_shapes", "pack", "unpack",
            "program", "ws_program", "os_program", "gemm_program", "random_tiles",
-           "extreme_tiles", "overflow_tiles", "overflowed", "simulate_amaranth",
+           "extreme_tiles", "overflow_tiles", "overflowed", "simulate_amaranth", "measure_gemm",
            "harness_verilog", "Harness", "prepare_harness", "run_harness", "check_arrays"]
 
 SCENARIOS = ("random", "extremes", "overflow", "back_to_back", "latency", "reset", "gemm")
@@ -394,6 +394,20 @@ def gemm_program(model: ArrayModel, codecs: dict, a, b, rng):
 
 
 # -- Amaranth simulation of the component itself -------------------------------------------------
+def measure_gemm(array, model: ArrayModel, a, b, rng) -> tuple[np.ndarray, np.ndarray, int]:
+    """``a @ b`` through ``array`` in Amaranth's simulator (inputs kept valid, results always
+    ready): ``(received product, sim.golden.tiled_gemm's product, clock edges from the first
+    input transfer to the last result transfer)`` - the figure the manifest's
+    ``timing.gemm_cycles`` and :func:`hw.systolic.gemm_cycles` predict."""
+    codecs = {p["name"].split("__")[0]: StreamCodec(p)
+              for p in array.interface() if p["name"].endswith("__payload")}
+    prog, assemble, want = gemm_program(model, codecs, a, b, rng)
+    record = {}
+    words = simulate_amaranth(array, prog, record=record)
+    got = assemble([codecs["results"].decode(w) for w in words])
+    return got, want, record["results"][-1] - min(c[0] for c in record.values() if c)
+
+
 def simulate_amaranth(array, prog: Program, *, seed: int = 0, p_gap: float = 0.0,
                       p_stall: float = 0.0, max_cycles: int = 20_000,
                       record: dict | None = None) -> list[int]:

@@ -24,9 +24,9 @@ import pytest
 
 from hw.mult import parse
 from hw.systolic import SystolicArray, gemm_cycles, gemm_cycles_entry
-from sim.arraycheck import (StreamCodec, cycle_shapes, gemm_program, manifest_gemm_cycles,
+from sim.arraycheck import (StreamCodec, cycle_shapes, manifest_gemm_cycles,
                             overflow_tiles, overflowed, prepare_harness, program, random_tiles,
-                            run_harness, simulate_amaranth)
+                            run_harness, simulate_amaranth, measure_gemm)
 from sim.golden import ArrayModel
 from sim.perf import ArraySpec, Layer, conv_layer, equivalent_gemm, layer_schedule
 from sim.tb.runner import SIMULATORS, why_unavailable
@@ -278,11 +278,8 @@ def test_cycles_in_amaranth_simulator(dataflow, pipeline):
     for m, k, n in [(1, 1, 1), (2, 2, 2), (4, 7, 3), (9, 3, 1), (2, 5, 5)]:
         a = rng.integers(-128, 128, size=(m, k))
         b = rng.integers(-128, 128, size=(k, n))
-        prog, assemble, want = gemm_program(model, codecs, a, b, rng)
-        record = {}
-        words = simulate_amaranth(array, prog, record=record)
-        assert np.array_equal(assemble([codecs["results"].decode(w) for w in words]), want)
-        measured = record["results"][-1] - min(c[0] for c in record.values() if c)
+        got, want, measured = measure_gemm(array, model, a, b, rng)
+        assert np.array_equal(got, want)
         assert measured == array.gemm_cycles(m, k, n) == manifest_gemm_cycles(entry, m, k, n)
     if dataflow == "ws":  # tile 1's waiting weights: first one rows + cols - 1 edges later
         prog = program(model, codecs, random_tiles(model, rng, 2, max_m=1, full=True), rng)

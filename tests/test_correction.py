@@ -17,9 +17,9 @@ import pytest
 from hw.gen import generate, main as gen_main
 from hw.mult import parse
 from hw.systolic import SystolicArray, gemm_cycles
-from sim.arraycheck import (StreamCodec, extreme_tiles, gemm_program, manifest_gemm_cycles,
+from sim.arraycheck import (StreamCodec, extreme_tiles, manifest_gemm_cycles,
                             model_from_manifest, overflow_tiles, program, random_tiles,
-                            simulate_amaranth)
+                            simulate_amaranth, measure_gemm)
 from sim.correction import (CorrectionError, CorrectionFormat, column_constants, default_format,
                             linear_fit, residual_moments)
 from sim.emulate import emulate_tiled
@@ -234,11 +234,8 @@ def test_cycles_in_amaranth_simulator(dataflow, pipeline):
     for m, k, n in [(1, 1, 1), (4, 7, 3), (7, 2, 3)]:
         a = rng.integers(-128, 128, size=(m, k))
         b = rng.integers(-128, 128, size=(k, n))
-        prog, assemble, want = gemm_program(model, codecs, a, b, rng)
-        record = {}
-        words = simulate_amaranth(array, prog, record=record)
-        assert np.array_equal(assemble([codecs["results"].decode(w) for w in words]), want)
-        measured = record["results"][-1] - min(c[0] for c in record.values() if c)
+        got, want, measured = measure_gemm(array, model, a, b, rng)
+        assert np.array_equal(got, want)
         assert measured == gemm_cycles(m, k, n, rows=rows, cols=cols, dataflow=dataflow,
                                        pipeline=pipeline, correction=True)
         assert measured == manifest_gemm_cycles(entry, m, k, n)
