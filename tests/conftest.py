@@ -21,25 +21,27 @@ import pytest
 
 _PROFILE = os.environ.get("AXM_CPU_PROFILE", "").strip()
 
-#: Scope (file, or file::Class) -> CPU seconds it took (fresh caches, 2 idle cores).
+#: Scope (file, or file::Class) -> CPU seconds it took (fresh clone, cold caches, 2 idle
+#: cores; ``benchmarks/suite_cpu.py`` of an ``AXM_CPU_PROFILE`` run).
 LONG_SCOPES = {
-    "tests/test_mult_rtl.py::TestIcarusWide": 85,
-    "tests/test_array_rtl.py": 90,
-    "tests/test_mult_rtl.py::TestIcarusNarrow": 60,
-    "tests/test_import_mult.py": 72,
-    "tests/test_cost.py": 58,
-    "tests/test_boards_build.py": 55,
-    "tests/test_mult_rtl.py::TestVerilator": 51,
-    "tests/test_bad_inputs.py": 53,
-    "tests/test_sources.py": 42,
-    "tests/test_uart_e2e.py": 40,
-    "tests/test_rtlcheck_cli.py": 33,
-    "tests/test_verilator_cache.py": 30,
-    "tests/test_lint.py": 29,
-    "tests/test_onnx_export.py": 27,
-    "tests/test_nn.py": 20,
-    "tests/test_power.py": 15,
-    "tests/test_dse.py": 11,
+    "tests/test_bad_inputs.py": 180,           # includes compiling YoWASP Yosys when cold
+    "tests/test_import_mult.py": 83,
+    "tests/test_mult_rtl.py::TestIcarusWide": 71,
+    "tests/test_boards_build.py": 66,
+    "tests/test_array_rtl.py": 56,
+    "tests/test_cost.py": 54,
+    "tests/test_mult_rtl.py::TestIcarusNarrow": 36,
+    "tests/test_mult_rtl.py::TestVerilator": 29,
+    "tests/test_rtlcheck_cli.py": 28,
+    "tests/test_lint.py": 26,
+    "tests/test_verilator_cache.py": 24,
+    "tests/test_uart_e2e.py": 20,
+    "tests/test_onnx_export.py": 20,
+    "tests/test_sources.py": 19,
+    "tests/test_power.py": 11,
+    "tests/test_emulate.py": 10,
+    "tests/test_dse.py": 9,
+    "tests/test_mult_models.py": 9,
 }
 
 
