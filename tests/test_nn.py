@@ -75,6 +75,37 @@ def test_twin_equals_engine(digits, mult, signed, acts, acc, overflow):
         assert not np.array_equal(wide, want)
 
 
+@pytest.mark.parametrize("mode", ["bias", "cv"])
+def test_twin_with_output_correction_equals_the_corrected_array(digits, mode):
+    """``approximate(..., correction=)``: each approximate layer is a 16-deep ws array with
+    the correction; its accumulators are sim.golden.tiled_gemm's (the definition, on the
+    captured operands) and the logits are sim.dnn's (--correction) on the same images."""
+    from sim.dnn.evaluate import Config, evaluate
+    from sim.golden import tiled_gemm
+
+    graph = load_model("digits-cnn")
+    x = digits.x_test[:64]
+    plain = approximate(graph, "truncated8", digits.x_calib)
+    twin = approximate(graph, "truncated8", digits.x_calib, correction=mode)
+    rec = twin.set_capture()
+    with torch.no_grad():
+        got = twin(torch.as_tensor(x)).numpy()
+        before = plain(torch.as_tensor(x)).numpy()
+    for layer in ("conv1", "conv2", "conv3", "fc"):
+        target = twin.targets()[layer]
+        assert target.correction is not None and target.correction.mode == mode
+        r = rec[layer]
+        start = r["acc"] - tiled_gemm(r["a"], r["b"], target)   # the layer's bias/offsets
+        assert np.ptp(start, axis=0).max() == 0                  # one start value per column
+        np.testing.assert_array_equal(r["acc"], tiled_gemm(r["a"], r["b"], target, start[0]))
+    data = type(digits)(digits.name, digits.x_calib, digits.y_calib, x, digits.y_test[:64],
+                        digits.classes)
+    res = evaluate(graph, data, [Config("truncated8", "truncated8")], corrections=(mode,))
+    acc = (got.argmax(1) == data.y_test).mean()
+    assert acc == pytest.approx(res["configs"][0]["accuracy"])
+    assert acc > (before.argmax(1) == data.y_test).mean() + 0.5   # truncated8 alone: ~10 %
+
+
 def test_exact_multipliers_agree_in_every_operand_mapping(digits):
     """With exact products the zero-point and offset terms cancel exactly: a signed and an
     unsigned exact multiplier give the same logits (sym and asym activations)."""
@@ -163,6 +194,9 @@ def test_approximate_bad_input(digits):
         (lambda: approximate(gelu, None, cal), r"unsupported module '2' \(GELU\)"),
         (lambda: approximate(net, {"1": "drum4"}, cal), r"'1' .*BatchNorm2d.*has no GEMM"),
         (lambda: approximate(model, None, None), r"calibration data is missing"),
+        (lambda: approximate(model, "truncated8", cal, correction="vc"), r"unknown correction"),
+        (lambda: approximate(model, "truncated8", cal, correction="cv", correction_rows=0),
+         r"correction_rows must be"),
         (lambda: twin(torch.zeros(2, 1, 9, 9)), r"expects inputs of shape \(B, 1, 8, 8\)"),
     ]
     for call, says in cases:
@@ -419,3 +453,23 @@ def test_dnn_cli_runs_unsigned_multipliers_with_uint8_activations(capsys):
     qm = QuantizedModel(load_model("digits-mlp"), data.x_calib, activations="asym")
     ref = (qm.run(data.x_test, "exact").argmax(1) == data.y_test).mean()
     assert res["int8_accuracy"] == pytest.approx(ref)
+
+
+def test_training_script_reproduces_the_shipped_digits_weights():
+    """scripts/train_torch_digits.py is the only trainer: rerunning it for digits-mlp gives the
+    network that sim/dnn/weights ships (bit for bit on the machine that wrote them; elsewhere
+    BLAS summation order may differ, so predictions are compared, not bytes)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_torch_digits.py"
+    spec = importlib.util.spec_from_file_location("train_torch_digits", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    model, data = script.train("digits-mlp")
+    x = torch.as_tensor(data.x_test, dtype=torch.float32)
+    with torch.no_grad():
+        fresh = model(x).numpy()
+    shipped = run_float(load_model("digits-mlp"), data.x_test)
+    assert (fresh.argmax(1) == shipped.argmax(1)).mean() >= 0.99
+    np.testing.assert_allclose(fresh, shipped, rtol=0.05, atol=0.05)

@@ -35,7 +35,8 @@ from .predictor import predict as predict_moments
 from . import stats
 from .quant import QuantizedModel, layer_gemm, resolve_assignment, target_signed
 
-__all__ = ["Config", "parse_config", "evaluate", "DEFAULT_MULTS"]
+__all__ = ["Config", "parse_config", "evaluate", "DEFAULT_MULTS", "activation_histograms",
+           "corrected_targets"]
 
 #: Default configurations of ``python -m sim.dnn`` (a spread from harmless to destructive).
 DEFAULT_MULTS = ("truncated4", "truncated6", "truncated6c", "truncated8", "truncated9c",
@@ -96,23 +97,60 @@ def _target_label(t) -> str:
     return repr(t)
 
 
-def _with_corrections(qm, x_cal, resolved, corrections, signed, acc_width, overflow, rows):
-    """Every configuration once per correction mode; approximate layers become a ``rows``-deep
-    ws :class:`~sim.golden.ArrayModel` with the mode's :func:`sim.correction.default_format`,
-    fitted to the layer's activation histogram over the calibration images."""
+def activation_histograms(qm: QuantizedModel, x_cal, *, signed: bool = True,
+                          acc_width: int = 32, overflow: str = "wrap") -> dict:
+    """``{GEMM layer: counts of each activation operand value}`` of the int8-exact network over
+    the calibration images ``x_cal`` (the distribution the correction constants are fitted to)."""
+    _, rec = qm.run(x_cal, None, acc_width=acc_width, overflow=overflow, capture=True,
+                    signed=signed)
+    lo, hi = parse("exact", signed=signed).operand_range
+    return {layer: np.bincount((np.asarray(r["a"]) - lo).ravel(), minlength=hi - lo + 1)
+            for layer, r in rec.items()}
+
+
+def corrected_targets(targets: dict, mode: str, hists: dict, *, rows: int = 16,
+                      acc_width: int = 32, overflow: str = "wrap") -> dict:
+    """``targets`` (``{layer: spec or ArrayModel}``) with output correction ``mode`` (``none``,
+    ``bias``, ``cv``; :mod:`sim.correction`): every approximate layer becomes a ``rows``-deep
+    ws :class:`~sim.golden.ArrayModel` (an ArrayModel keeps its shape) with the mode's
+    :func:`sim.correction.default_format`, fitted to the layer's activation histogram
+    ``hists[layer]`` (:func:`activation_histograms`); exact layers stay as they are. Raises
+    :class:`sim.correction.CorrectionError` where the correction is undefined."""
     from dataclasses import replace
 
     from sim.correction import MODES, CorrectionError, default_format
 
+    if mode not in MODES:
+        raise DnnError(f"unknown correction {mode!r}; choose none, bias or cv")
+    if mode == "none":
+        return dict(targets)
+    new = {}
+    for layer, t in targets.items():
+        spec = t if isinstance(t, MultiplierSpec) else None
+        if spec is not None and spec.name == "exact":
+            new[layer] = t
+            continue
+        if spec is not None:
+            t = ArrayModel(rows, rows, tuple((spec,) * rows for _ in range(rows)),
+                           acc_width=acc_width, overflow=overflow)
+        try:
+            fmt = default_format(mode, t.distinct_specs(), rows=t.rows, dataflow=t.dataflow,
+                                 acc_width=t.acc_width, dist=hists[layer])
+        except CorrectionError as exc:
+            raise CorrectionError(f"layer {layer}: {exc}") from None
+        new[layer] = replace(t, correction=fmt)
+    return new
+
+
+def _with_corrections(qm, x_cal, resolved, corrections, signed, acc_width, overflow, rows):
+    """Every configuration once per correction mode (:func:`corrected_targets`)."""
+    from sim.correction import MODES, CorrectionError
+
     for mode in corrections:
         if mode not in MODES:
             raise DnnError(f"unknown correction {mode!r}; choose none, bias or cv")
-    _, rec = qm.run(x_cal, None, acc_width=acc_width, overflow=overflow, capture=True,
-                    signed=signed)
-    exact = parse("exact", signed=signed)
-    lo, hi = exact.operand_range
-    hists = {l: np.bincount((np.asarray(r["a"]) - lo).ravel(), minlength=hi - lo + 1)
-             for l, r in rec.items()}
+    hists = activation_histograms(qm, x_cal, signed=signed, acc_width=acc_width,
+                                  overflow=overflow)
     out, modes = [], []
     for cfg, targets in resolved:
         for mode in corrections:
@@ -120,22 +158,11 @@ def _with_corrections(qm, x_cal, resolved, corrections, signed, acc_width, overf
                 out.append((cfg, targets))
                 modes.append(mode)
                 continue
-            new = {}
-            for layer, t in targets.items():
-                spec = t if isinstance(t, MultiplierSpec) else None
-                if spec is not None and spec.name == "exact":
-                    new[layer] = t
-                    continue
-                try:
-                    if spec is not None:
-                        t = ArrayModel(rows, rows, tuple((spec,) * rows for _ in range(rows)),
-                                       acc_width=acc_width, overflow=overflow)
-                    fmt = default_format(mode, t.distinct_specs(), rows=t.rows,
-                                         dataflow=t.dataflow, acc_width=t.acc_width,
-                                         dist=hists[layer])
-                    new[layer] = replace(t, correction=fmt)
-                except CorrectionError as exc:
-                    raise DnnError(f"configuration {cfg.label!r}, layer {layer}: {exc}") from None
+            try:
+                new = corrected_targets(targets, mode, hists, rows=rows, acc_width=acc_width,
+                                        overflow=overflow)
+            except CorrectionError as exc:
+                raise DnnError(f"configuration {cfg.label!r}, {exc}") from None
             out.append((Config(f"{cfg.label}+{mode}", new), new))
             modes.append(mode)
     return out, modes

@@ -65,7 +65,8 @@ def resolve(graph: Graph, assignment, *, signed: bool = True, model=None) -> dic
 def approximate(model, assignment=None, calibration_data=None, *, activations=None,
                 signed: bool = True, acc_width: int = 32, overflow: str = "wrap",
                 backend: str = "auto", grad: str = "ste", smooth: int = 0, input_shape=None,
-                check: bool = True) -> ApproxModel:
+                check: bool = True, correction: str = "none",
+                correction_rows: int = 16) -> ApproxModel:
     """The emulated-accelerator twin of ``model``.
 
     ``model``: a float ``torch.nn.Module`` (traced with ``torch.fx``; :mod:`sim.nn.convert`
@@ -78,6 +79,10 @@ def approximate(model, assignment=None, calibration_data=None, *, activations=No
     ``backend``: the integer GEMM (:mod:`sim.nn.kernels`). ``grad``: ``"ste"`` (exact-product
     gradient) or ``"table"`` (the multiplier's derivative table, ``smooth``-averaged).
     ``check``: verify that the converted graph computes what ``model`` does (float).
+    ``correction``: output correction of the approximate layers, ``"none"`` (default),
+    ``"bias"`` or ``"cv"`` (:mod:`sim.correction`): each runs on a ``correction_rows``-deep ws
+    array whose constants are fitted to its activations over ``calibration_data``, exactly as
+    ``python -m sim.dnn --correction`` does (:func:`sim.dnn.evaluate.corrected_targets`).
 
     Bad input (unknown layer names, a layer without a GEMM, an unsupported module, calibration
     data of the wrong shape) raises :class:`~sim.dnn.errors.DnnError` with a one-line message.
@@ -104,6 +109,19 @@ def approximate(model, assignment=None, calibration_data=None, *, activations=No
                        f"{graph.name}, which expects {want}")
     targets = resolve(graph, assignment, signed=signed, model=torch_model)
     qm = QuantizedModel(graph, calib, activations=activations)
+    if correction != "none":
+        from sim.correction import CorrectionError
+        from sim.dnn.evaluate import activation_histograms, corrected_targets
+
+        if not isinstance(correction_rows, int) or not 1 <= correction_rows <= 64:
+            raise DnnError(f"correction_rows must be an integer in 1..64, not {correction_rows!r}")
+        try:
+            hists = activation_histograms(qm, calib, signed=signed, acc_width=acc_width,
+                                          overflow=overflow)
+            targets = corrected_targets(targets, correction, hists, rows=correction_rows,
+                                        acc_width=acc_width, overflow=overflow)
+        except CorrectionError as exc:
+            raise DnnError(f"{graph.name}: {exc}") from None
     device = None
     if torch_model is not None:
         p = next(torch_model.parameters(), None)
