@@ -1,7 +1,7 @@
 """Accuracy recovery (issue 13): DNN accuracy with no correction, bias and control variate, and
 what the correction costs in hardware.
 
-1. ``accuracy``: digits-cnn on the whole digits test set for each multiplier, ``--correction
+1. ``accuracy``: digits-cnn (``--model``: another digits network) on the whole digits test set for each multiplier, ``--correction
    none bias cv`` (sim.dnn.evaluate with the predictor): top-1 accuracy with its 95 % Wilson
    interval, the drop against int8-exact with its 95 % paired interval, and the predicted
    (residual moments after the correction, sim.correction.residual_moments) vs measured total
@@ -11,6 +11,7 @@ what the correction costs in hardware.
    array takes 3-26 minutes per synthesis with the WebAssembly Yosys.
 
     python benchmarks/bench_correction.py accuracy --json out/corr_acc.json
+    python benchmarks/bench_correction.py accuracy --model digits-resnet20 --json out/r20.json
     python benchmarks/bench_correction.py cost --mult bam2_6 perforated3 --targets ice40 \
         --json out/corr_cost.json
 """
@@ -29,13 +30,28 @@ MULTS = ["truncated7", "truncated8", "truncated9c", "perforated1", "perforated2"
          "perforated3", "bam2_6", "bam2_8", "drum3", "etm4"]
 
 
-def accuracy(mults, limit=None):
-    from sim.dnn.data import load_dataset
-    from sim.dnn.evaluate import evaluate
-    from sim.dnn.models import load_model
+def _network(model):
+    """``(graph, dataset)``: a built-in sim.dnn model, or a torch-trained digits network of
+    sim.nn.models (digits-resnet20, ...; needs torch) on the digits splits it takes."""
+    from sim.dnn.data import Dataset, load_dataset
+    from sim.dnn.models import MODELS, load_model
 
-    graph = load_model("digits-cnn")
-    data = load_dataset("digits").limited(limit)
+    data = load_dataset("digits")
+    if model in MODELS:
+        return load_model(model), data
+    from sim.nn import to_graph
+    from sim.nn.models import digits_input, load_torch
+
+    data = Dataset(data.name, digits_input(model, data.x_calib), data.y_calib,
+                   digits_input(model, data.x_test), data.y_test, data.classes)
+    return to_graph(load_torch(model), data.image_shape, name=model), data
+
+
+def accuracy(mults, limit=None, model="digits-cnn"):
+    from sim.dnn.evaluate import evaluate
+
+    graph, data = _network(model)
+    data = data.limited(limit)
     t0 = time.perf_counter()
     res = evaluate(graph, data, mults, predict=True, corrections=("none", "bias", "cv"))
     rows = []
@@ -91,13 +107,16 @@ def main(argv=None):
     p.add_argument("what", choices=("accuracy", "cost"))
     p.add_argument("--mult", nargs="+", default=MULTS)
     p.add_argument("--limit", type=int)
+    p.add_argument("--model", default="digits-cnn",
+                   help="digits-cnn (default), digits-mlp or a torch digits network "
+                        "(digits-resnet20, digits-resnet18, digits-mobilenetv2)")
     p.add_argument("--rows", type=int, default=16)
     p.add_argument("--cols", type=int, default=16)
     p.add_argument("--targets", nargs="+", default=["ice40", "gate"])
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
     if args.what == "accuracy":
-        out = accuracy(args.mult, args.limit)
+        out = accuracy(args.mult, args.limit, args.model)
     else:
         out = cost(args.mult, args.rows, args.cols, args.targets)
     text = json.dumps(out, indent=1)
