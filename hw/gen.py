@@ -107,14 +107,16 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
              dataflow="ws", acc_width=32, overflow="wrap", pipeline=False, name=None,
              progress=None, check_outputs=None, energy=False, correction="none",
              corr_frac=None, corr_alpha_bits=None, corr_beta_bits=None,
-             corr_sum_bits=None) -> Generated:
+             corr_sum_bits=None, bank=None) -> Generated:
     """Build the design described by the ``python -m hw.gen`` options (``rows=None``: only the
     multiplier). Raises :class:`GenError` / :class:`hw.mult.MultiplierError` on bad input.
     ``progress(stage)`` is called before each slow stage (Verilog, metrics);
     ``check_outputs(top)`` once the top module's name is known, before the slow part.
     ``energy``: add the opt-in manifest field ``energy`` (:func:`hw.manifest.energy_entry`;
     needs Yosys, cached). ``correction``: ``none``, ``bias`` or ``cv`` (:mod:`sim.correction`;
-    ``corr_*``: its widths, default from :func:`sim.correction.default_format`)."""
+    ``corr_*``: its widths, default from :func:`sim.correction.default_format`). ``bank``:
+    multiplier names (a list or ``"a,b,c"``), one whole array each, behind one set of streams
+    and a ``select`` input (:mod:`hw.bank`); replaces ``mult``."""
     progress = progress or (lambda stage: None)
     check_outputs = check_outputs or (lambda top: None)
     names = parse_mult_list(mult)
@@ -149,12 +151,22 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
     if overflow not in OVERFLOW_MODES:
         raise GenError(f"unknown overflow mode {overflow!r}; choose wrap or saturate")
     acc_width = _int("--acc-width", acc_width)
+    if bank is not None:
+        names = parse_mult_list(bank)
     specs = {n: parse(n, width=width, signed=signed) for n in dict.fromkeys(names)}
     canonical = [specs[n].portable_name for n in names]
     product = next(iter(specs.values())).product_width
     if not product <= acc_width <= MAX_ACC_WIDTH:
         raise GenError(f"--acc-width {acc_width} must be in {product}..{MAX_ACC_WIDTH}: the "
                        f"accumulator cannot be narrower than the {product}-bit product")
+    if bank is not None:
+        if mult_per is not None:
+            raise GenError("--bank takes one multiplier per array; --mult-per does not apply")
+        if correction != "none":
+            raise GenError("--bank with --correction is not supported yet: generate the "
+                           "corrected arrays one by one")
+        return _generate_bank(names, specs, rows, cols, width, dataflow, acc_width, overflow,
+                              pipeline, name, progress, check_outputs, energy)
     if len(names) == 1:
         per = "all"
         grid = specs[names[0]]
@@ -210,6 +222,76 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
         from hw.manifest import energy_entry
         manifest["energy"] = energy_entry(array)
     model_names = [specs[n].name for n in (names if per != "all" else names[:1])]
+    return Generated(top, {f"{top}.v": verilog, f"{top}.json": dumps(manifest)}, manifest,
+                     design, extra, model_names)
+
+
+def _generate_bank(names, specs, rows, cols, width, dataflow, acc_width, overflow, pipeline,
+                   name, progress, check_outputs, energy) -> Generated:
+    """``hw.gen --bank``: one array per name behind one set of streams (:mod:`hw.bank`)."""
+    from hw.bank import MAX_BANK, ArrayBank, select_width
+
+    if not 2 <= len(names) <= MAX_BANK:
+        raise GenError(f"--bank lists {len(names)} multipliers; a bank holds 2..{MAX_BANK}")
+    if len(set(names)) != len(names):
+        raise GenError("--bank lists a multiplier twice; give each array a different one")
+    first = specs[names[0]]
+    idents = "_".join(specs[n].ident for n in names)
+    if len(idents) > 60:
+        key = "|".join(specs[n].portable_name for n in names)
+        idents = hashlib.sha256(key.encode()).hexdigest()[:8]
+    top = _top_name(name, f"axm_{dataflow}_{rows}x{cols}_bank_{idents}_{first.width}"
+                          f"{'s' if first.signed else 'u'}")
+    check_outputs(top)
+    arrays = [SystolicArray(rows, cols, specs[n], dataflow=dataflow, acc_width=acc_width,
+                            overflow=overflow, pipeline=pipeline) for n in names]
+    modules = [f"{top}_a{i}" for i in range(len(arrays))]
+    progress("Verilog")
+    parts = [emit_array_verilog(a, mod) for a, mod in zip(arrays, modules)]
+    bank = ArrayBank(arrays, modules=modules)
+    design = "".join(parts) + emit_verilog(bank, top)
+    verilog, extra = _with_extra_sources(design, [specs[n] for n in names])
+    canonical = [specs[n].portable_name for n in names]
+    arguments = {"rows": rows, "cols": cols, "bank": canonical, "width": width,
+                 "signed": first.signed, "dataflow": dataflow, "acc_width": acc_width,
+                 "overflow": overflow, "pipeline": bool(pipeline), "name": top}
+    command = (f"python -m hw.gen --rows {rows} --cols {cols} --bank {','.join(canonical)}"
+               f" --width {width} --{'signed' if first.signed else 'unsigned'}"
+               f" --dataflow {dataflow} --acc-width {acc_width} --overflow {overflow}"
+               + (" --pipeline" if pipeline else "") + f" --name {top}")
+    progress("metrics")
+    per_array = [array_manifest(a, top=mod, verilog_file=f"{top}.v", verilog_text=verilog,
+                                arguments=arguments, command=command,
+                                assignment={"per": "all", "names": [c]})
+                 for a, mod, c in zip(arrays, modules, canonical)]
+    manifest = dict(per_array[0])
+    manifest["kind"] = "bank"
+    manifest["top"] = top
+    sel = select_width(len(arrays))
+    select_port = {"name": "select", "direction": "input", "width": sel,
+                   "meaning": f"which array the streams reach, 0..{len(arrays) - 1} (bank.arrays); "
+                              "change it only while no tile of the selected array is in flight; "
+                              f"values >= {len(arrays)} accept nothing"}
+    ports = list(manifest["ports"])
+    ports.insert(2, select_port)
+    manifest["ports"] = ports
+    manifest["multipliers"] = [m for pa in per_array for m in pa["multipliers"]]
+    manifest["bank"] = {
+        "count": len(arrays), "select": select_port,
+        "routing": "select = i: payload to every array, valid/ready of array i only, results "
+                   "from array i; combinational (no added latency): latency, throughput and "
+                   "gemm_cycles are those of each array (timing); unselected arrays keep their "
+                   "state, loaded weights included",
+        "arrays": [{"index": i, "module": mod, "multiplier": c, "array": pa["array"],
+                    "multipliers": pa["multipliers"]}
+                   for i, (mod, c, pa) in enumerate(zip(modules, canonical, per_array))],
+        "array_field": "array: the interface every array shares (array 0's multiplier)",
+    }
+    manifest["extra_sources"] = list(extra)
+    if energy:
+        from hw.manifest import energy_entry
+        manifest["energy_per_array"] = [energy_entry(a) for a in arrays]
+    model_names = [specs[n].name for n in names]
     return Generated(top, {f"{top}.v": verilog, f"{top}.json": dumps(manifest)}, manifest,
                      design, extra, model_names)
 
@@ -278,6 +360,8 @@ Examples:
   python -m hw.gen --rows 8 --cols 16 --mult exact*8,bam2_6*8 --mult-per col --unsigned
   python -m hw.gen --rows 16 --mult perforated2 --correction cv
       16x16 ws array whose column outputs are corrected (control variate, docs/correction.md)
+  python -m hw.gen --rows 8 --bank exact,truncated4,bam2_6
+      three 8x8 ws arrays behind one set of streams; input select (2 bits) picks one
   python -m hw.gen --mult mitchell --width 12 --unsigned -o out/mult
       just the combinational multiplier (ports a, b, p)
 
@@ -305,6 +389,9 @@ def build_parser() -> Parser:
     p.add_argument("--mult", action="extend", nargs="+", metavar="LIST",
                    help="multiplier name(s), NAME[,NAME...], NAME*K repeats; see the grammar "
                         "below (default: exact)")
+    p.add_argument("--bank", metavar="LIST",
+                   help="a bank of arrays, one whole array per multiplier (NAME,NAME,...; 2..16), "
+                        "behind one set of streams and a select input (hw/bank.py)")
     p.add_argument("--mult-per", choices=("row", "col"),
                    help="with several --mult names: one per row or one per column")
     add_width(p)
@@ -346,8 +433,11 @@ def _main(argv) -> int:
                   "--pipeline": args.pipeline, "--energy": args.energy,
                   "--correction": args.correction, "--corr-frac": args.corr_frac,
                   "--corr-alpha-bits": args.corr_alpha_bits,
-                  "--corr-beta-bits": args.corr_beta_bits, "--corr-sum-bits": args.corr_sum_bits}
+                  "--corr-beta-bits": args.corr_beta_bits, "--corr-sum-bits": args.corr_sum_bits,
+                  "--bank": args.bank}
     (signed,) = signedness_values(args)
+    if args.bank is not None and args.mult:
+        raise GenError("--bank and --mult: give the multipliers of a bank with --bank only")
     mult = args.mult or ["exact"]
     out = Path(args.out)
 
@@ -378,7 +468,7 @@ def _main(argv) -> int:
                               correction=args.correction or "none", corr_frac=args.corr_frac,
                               corr_alpha_bits=args.corr_alpha_bits,
                               corr_beta_bits=args.corr_beta_bits,
-                              corr_sum_bits=args.corr_sum_bits)
+                              corr_sum_bits=args.corr_sum_bits, bank=args.bank)
         stage("writing")
         paths = write_files({out / fname: text for fname, text in result.files.items()},
                             force=args.force)

@@ -466,10 +466,13 @@ def simulate_amaranth(array, prog: Program, *, seed: int = 0, p_gap: float = 0.0
 def harness_verilog(units: list[tuple[str, dict]], name: str = "array_harness") -> str:
     """A Verilog top with one instance of each generated array: ``units`` is a list of
     ``(prefix, manifest)``; instance ports appear as ``{prefix}__{port}``. Every instance has
-    its own clock, so an event-driven simulator spends nothing on the idle ones."""
+    its own clock, so an event-driven simulator spends nothing on the idle ones. A manifest's
+    ``ports_tied`` (``{port: Verilog constant}``) are tied inside the harness (a bank unit's
+    ``select``)."""
     ports, body = [], []
     for prefix, manifest in units:
-        conns = []
+        conns = [f".{name}({manifest['ports_tied'][name]})" for name in
+                 sorted(manifest.get("ports_tied", {}))]
         for port in manifest["ports"]:
             w = port["width"]
             rng = f"[{w - 1}:0] " if w > 1 else ""
@@ -478,6 +481,23 @@ def harness_verilog(units: list[tuple[str, dict]], name: str = "array_harness") 
         body.append(f"  {manifest['top']} {prefix} (\n    " + ",\n    ".join(conns) + "\n  );")
     return (f"module {name} (\n  " + ",\n  ".join(ports) + "\n);\n" + "\n".join(body)
             + "\nendmodule\n")
+
+
+def _units(prefix: str, gen):
+    """``(prefix, manifest, model names)`` of the harness units of one generated design: the
+    array itself, or for a bank (``hw.gen --bank``) one instance per array with ``select``
+    tied to it, whose manifest is the bank's with that array's ``array`` entry."""
+    bank = gen.manifest.get("bank")
+    if bank is None:
+        return [(prefix, gen.manifest, gen.model_names)]
+    sel = bank["select"]
+    out = []
+    for j, entry in enumerate(bank["arrays"]):
+        manifest = dict(gen.manifest, array=entry["array"],
+                        ports=[p for p in gen.manifest["ports"] if p["name"] != sel["name"]],
+                        ports_tied={sel["name"]: f"{sel['width']}'d{j}"})
+        out.append((f"{prefix}s{j}", manifest, [gen.model_names[j]]))
+    return out
 
 
 @dataclass(frozen=True)
@@ -504,13 +524,13 @@ def prepare_harness(designs: list[dict], workdir: Path, *, seed: int = 1,
         gen = generate(**args, name=f"u{i}_{design.get('dataflow', 'ws')}")
         texts.append(gen.design_verilog)
         gens.append(gen)
-        units.append((f"u{i}", gen.manifest))
-        unit_cfg.append({"prefix": f"u{i}", "manifest": gen.manifest,
-                         "model_names": gen.model_names,
-                         "scenarios": list(design.get("scenarios", scenarios)),
-                         "gemm": design.get("gemm"), "seed": seed + 1000 * i,
-                         "cycle_shapes": design.get("cycle_shapes"),
-                         "stream_length": design.get("stream_length", 2000)})
+        for prefix, manifest, names in _units(f"u{i}", gen):
+            units.append((prefix, manifest))
+            unit_cfg.append({"prefix": prefix, "manifest": manifest, "model_names": names,
+                             "scenarios": list(design.get("scenarios", scenarios)),
+                             "gemm": design.get("gemm"), "seed": seed + 1000 * len(unit_cfg),
+                             "cycle_shapes": design.get("cycle_shapes"),
+                             "stream_length": design.get("stream_length", 2000)})
     # Designs may bring netlists that define the same helper modules: each module once,
     # differing ones of the same name renamed (hw.sources.merge_sources).
     extra = merge_sources(sorted({item for g in gens for item in g.extra_sources.items()}))

@@ -115,10 +115,21 @@ DESIGNS += [
 ]
 
 
+# Banks of arrays (hw.gen --bank, issue 14): the harness instantiates each bank once per array
+# with ``select`` tied to it; each such unit must compute its own array's golden GEMMs (the
+# multipliers differ, so a routing error shows as mismatches) with that array's timing.
+BANKS = [
+    dict(bank="exact,truncated4c,bam2_6", rows=3, cols=3,
+         scenarios=["random", "extremes", "back_to_back", "latency", "reset", "gemm", "window"]),
+    dict(bank="drum4,mitchell", rows=2, cols=3, dataflow="os", signed=False, pipeline=True,
+         acc_width=20, scenarios=["random", "extremes", "back_to_back", "latency", "gemm"]),
+]
+
+
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):
     """All designs generated once, shared by both simulators."""
-    return prepare_harness(DESIGNS, tmp_path_factory.mktemp("arrays"))
+    return prepare_harness(DESIGNS + BANKS, tmp_path_factory.mktemp("arrays"))
 
 
 @pytest.fixture(scope="module", params=SIMULATORS)
@@ -133,7 +144,7 @@ def report(request, harness, tmp_path_factory):
 @pytest.mark.rtl
 def test_arrays_match_golden_model(report):
     assert report["passed"], (report["errors"][:5], report["mismatches"][:3])
-    assert len(report["units"]) == len(DESIGNS)
+    assert len(report["units"]) == len(DESIGNS) + sum(len(b["bank"].split(",")) for b in BANKS)
     for design, unit in zip(DESIGNS, report["units"]):
         ran = {r["scenario"]: r for r in unit["results"]}
         assert list(ran) == design["scenarios"], unit["top"]
@@ -162,6 +173,36 @@ def test_arrays_match_golden_model(report):
                 assert res["cycles_per_short_tile"] == design["rows"]
     big = [u for d, u in zip(DESIGNS, report["units"]) if d["rows"] == 16]
     assert big and big[0]["results"][-1]["gemm"] == "40x37 @ 37x29"
+
+
+@pytest.mark.rtl
+def test_bank_arrays_each_compute_their_own_golden_gemms(report, harness):
+    """Every array of a bank, selected through ``select``, passed its scenarios against its
+    own multiplier's model; latency and throughput are a single array's (no added stage)."""
+    units = report["units"][len(DESIGNS):]
+    cfgs = harness.units[len(DESIGNS):]
+    i = 0
+    for bank in BANKS:
+        names = bank["bank"].split(",")
+        ws = bank.get("dataflow", "ws") == "ws"
+        rows, cols = bank["rows"], bank["cols"]
+        tops = set()
+        for j, name in enumerate(names):
+            unit, cfg = units[i], cfgs[i]
+            i += 1
+            tops.add(unit["top"])
+            assert cfg["manifest"]["ports_tied"] == {"select": f"{1 if len(names) <= 2 else 2}'d{j}"}
+            assert cfg["model_names"] == [parse(name, signed=bank.get("signed", True)).name]
+            ran = {r["scenario"]: r for r in unit["results"]}
+            assert list(ran) == bank["scenarios"]
+            assert all(r.get("vectors", 1) > 0 for r in ran.values())
+            assert ran["gemm"]["gemm_mismatches"] == 0
+            assert ran["latency"]["latency_cycles"] == rows + cols - ws + bank.get("pipeline", 0)
+            if ws:
+                assert ran["back_to_back"]["input_cycles_per_vector"] == 1
+                assert {w["cycles"] for w in ran["window"]["windows"]} == {rows + cols - 1}
+        assert len(tops) == 1                      # one bank module, instantiated per array
+    assert report["passed"], (report["errors"][:5], report["mismatches"][:3])
 
 
 def _scenario(unit, name):

@@ -165,6 +165,22 @@ def test_2x2_array_costs_four_pes_plus_overhead(cache):
     assert lut.lut4 > 4 * synthesize(multiplier(spec), "ice40", cache=cache).lut4
 
 
+def test_bank_costs_its_arrays_plus_routing(cache):
+    """hw.cost of a bank (hw.gen --bank): the flip-flops of its arrays exactly (the routing
+    adds no register), the gate area of its arrays plus a small routing mux."""
+    pytest.importorskip("hw.systolic")
+    from hw.cost import bank, make_bank
+    specs = [parse(n, width=8, signed=True) for n in ("exact", "truncated4")]
+    parts = [synthesize(array(s, 2, 2), "gate", cache=cache) for s in specs]
+    both = synthesize(bank(specs, 2, 2), "gate", cache=cache)
+    assert both.ff == sum(p.ff for p in parts)
+    total = sum(p.gate_area for p in parts)
+    assert total < both.gate_area < 1.1 * total
+    assert make_bank(["exact", "truncated4"], rows=2).label == bank(specs, 2, 2).label
+    with pytest.raises(CostError, match="twice"):
+        make_bank(["exact", "exact"], rows=2)
+
+
 # -- place and route --------------------------------------------------------------------------
 
 @pytest.mark.fpga

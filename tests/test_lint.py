@@ -49,6 +49,9 @@ ARRAYS = [
     dict(rows=3, cols=2, mult="etm4", dataflow="os", correction="cv"),
     dict(rows=2, cols=2, mult="perforated2", dataflow="os", correction="bias",
          overflow="saturate"),
+    # banks of arrays (hw.gen --bank, issue 14): 3 arrays (select 2 bits, an unused value), 2
+    dict(rows=3, cols=2, bank="exact,truncated4,bam2_6"),
+    dict(rows=2, cols=3, bank="drum4,mitchell", dataflow="os", signed=False, pipeline=True),
 ]
 
 

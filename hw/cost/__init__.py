@@ -23,7 +23,7 @@ Example::
 """
 
 from hw.cache import Cache
-from .designs import Design, array, mac, make_design, multiplier, register_kind
+from .designs import Design, array, bank, mac, make_bank, make_design, multiplier, register_kind
 from .errors import CostError, DoesNotFit, ToolError
 from .fits import FitResult, what_fits
 from .harness import Harness
@@ -32,7 +32,7 @@ from .synth import NAND2_EQUIVALENTS, TARGETS, SynthResult, synthesize
 from .sweep import default_names, sweep, write_outputs
 from .tools import find_tool, tool_version
 
-__all__ = ["Cache", "Design", "array", "mac", "make_design", "multiplier",
+__all__ = ["Cache", "Design", "array", "bank", "mac", "make_bank", "make_design", "multiplier",
            "register_kind", "CostError", "DoesNotFit", "ToolError", "FitResult", "what_fits",
            "Harness", "DEVICES", "Device", "PnrResult", "find_device", "place_and_route",
            "NAND2_EQUIVALENTS", "TARGETS", "SynthResult", "synthesize", "default_names",

@@ -16,7 +16,7 @@ from hw.cli import (CONVENTIONS, Parser, add_accumulator, add_cache, add_device,
 from hw.mult import parse
 from hw.outputs import check_file, check_folder, staged_folder, write_file
 
-from .designs import KINDS, make_design
+from .designs import KINDS, make_bank, make_design
 from .errors import CostError
 from .synth import TARGETS
 
@@ -54,8 +54,9 @@ def _design_args(p, *, kinds=True):
     add_width(p)
     add_signedness(p)
     if kinds:
-        p.add_argument("--kind", choices=sorted(KINDS), default="mult",
-                       help="what to build around the multiplier (default mult)")
+        p.add_argument("--kind", choices=sorted(KINDS) + ["bank"], default="mult",
+                       help="what to build around the multiplier (default mult); bank: ONE "
+                            "design, an array per listed multiplier (hw.gen --bank)")
         p.add_argument("--rows", type=integer(1, 64), help="array rows (--kind array, default 2)")
         p.add_argument("--cols", type=integer(1, 64), help="array columns (default = rows)")
     p.add_argument("--dataflow", choices=("ws", "os"), help="array dataflow (default ws)")
@@ -198,6 +199,8 @@ def _designs(args):
             "pipeline": args.pipeline, "correction": getattr(args, "correction", None),
             "rows": getattr(args, "rows", None),
             "cols": getattr(args, "cols", None)}
+    if getattr(args, "kind", "mult") == "bank":
+        return [make_bank(_mult_names(args), width=args.width, signed=signed, **opts)]
     return [make_design(getattr(args, "kind", "mult"), name, width=args.width, signed=signed,
                         **opts) for name in _mult_names(args)]
 

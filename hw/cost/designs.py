@@ -170,6 +170,47 @@ def array(spec: MultiplierSpec, rows: int, cols: int, *, dataflow: str = "ws",
                   extra_verilog=extra_verilog_sources([spec]), spec=spec)
 
 
+def bank(specs, rows: int, cols: int, *, dataflow: str = "ws", acc_width: int = 32,
+         overflow: str = "wrap", pipeline: bool = False) -> Design:
+    """A :class:`hw.bank.ArrayBank`: one ``rows x cols`` array per multiplier of ``specs``
+    behind one set of streams (``hw.gen --bank``)."""
+    sysmod = _optional("hw.systolic", "a bank design")
+    bankmod = _optional("hw.bank", "a bank design")
+    specs = list(specs)
+
+    def build():
+        return bankmod.ArrayBank([sysmod.SystolicArray(rows, cols, spec, dataflow=dataflow,
+                                                       acc_width=acc_width, overflow=overflow,
+                                                       pipeline=pipeline) for spec in specs])
+
+    _validate(build)
+    names = ",".join(spec.full_name for spec in specs)
+    label = (f"bank:{names}:{rows}x{cols}:{dataflow}:A{acc_width}:{overflow}"
+             + (":pipe" if pipeline else ""))
+    return Design(label, build, pe_count=len(specs) * rows * cols,
+                  info={"kind": "bank", "multipliers": [s.full_name for s in specs],
+                        "width": specs[0].width, "signed": specs[0].signed, "rows": rows,
+                        "cols": cols, "dataflow": dataflow, "acc_width": acc_width,
+                        "overflow": overflow, "pipeline": pipeline},
+                  extra_verilog=extra_verilog_sources(specs))
+
+
+def make_bank(names, *, width: int = 8, signed: bool = True, rows: int = 2, cols=None,
+              correction=None, **options) -> Design:
+    """:func:`bank` of multiplier ``names`` (``None`` options dropped; one-line
+    :class:`CostError` on bad input)."""
+    if correction not in (None, "none"):
+        raise CostError("--correction does not apply to a bank (--kind bank) yet")
+    try:
+        specs = [parse(n, width=width, signed=signed) for n in names]
+    except MultiplierError as err:
+        raise CostError(str(err)) from None
+    if len(set(specs)) != len(specs):
+        raise CostError("a bank lists a multiplier twice")
+    return bank(specs, rows, rows if cols is None else cols,
+                **{k: v for k, v in options.items() if v is not None})
+
+
 def _make_mult(spec, **opts):
     if opts:
         raise CostError(f"options {', '.join(sorted(opts))} do not apply to a multiplier")

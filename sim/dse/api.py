@@ -28,15 +28,21 @@ DEFAULTS = {"model": "digits-mlp", "dataset": "digits", "images": None, "seed": 
 
 
 def hwgen_commands(p: Point, out: str = "out") -> list:
-    """The ``python -m hw.gen`` command of every array of ``p``'s bank (one per multiplier;
-    a layer runs on the array of its multiplier)."""
+    """The ``python -m hw.gen`` command(s) that emit ``p``'s hardware: one array, or its bank
+    of arrays (one per multiplier; a layer runs on the array of its multiplier) as one
+    ``--bank`` design with a ``select`` input (banks of more than ``hw.bank.MAX_BANK``
+    arrays: one command per array)."""
+    from hw.bank import MAX_BANK
+
+    common = ["--rows", str(p.rows), "--cols", str(p.cols), "--width", "8", "--signed",
+              "--dataflow", p.dataflow, "--acc-width", str(p.acc_width)]
+    if 1 < p.arrays <= MAX_BANK:
+        return [shlex.join(["python", "-m", "hw.gen", "--bank", ",".join(p.mults), *common,
+                            "-o", f"{out}/bank"])]
     cmds = []
     for i, m in enumerate(p.mults):
         folder = f"{out}/array{i}_{m}" if p.arrays > 1 else f"{out}/{m}"
-        cmds.append(shlex.join(["python", "-m", "hw.gen", "--rows", str(p.rows), "--cols",
-                                str(p.cols), "--mult", m, "--width", "8", "--signed",
-                                "--dataflow", p.dataflow, "--acc-width", str(p.acc_width),
-                                "-o", folder]))
+        cmds.append(shlex.join(["python", "-m", "hw.gen", "--mult", m, *common, "-o", folder]))
     return cmds
 
 

@@ -2,8 +2,10 @@
 
 :func:`run_cocotb` builds the Verilog sources in a build directory of their own (one directory per
 configuration, since Icarus reuses stale builds), runs a cocotb test module and returns the JSON
-report that the testbench writes (see :func:`write_report`). The testbench's configuration travels
-in the environment variable ``AXM_TB_CONFIG`` as JSON.
+report that the testbench writes (see :func:`write_report`). The testbench's configuration is
+written as JSON to ``BUILD/config.json``, whose path travels in the environment variable
+``AXM_TB_CONFIG`` (a configuration in the environment itself fails beyond 128 KiB, the
+kernel's limit for one variable: a harness of many manifests reaches it).
 
 Waveforms: ``run_cocotb(..., waves="fst" | "vcd")`` dumps every signal of the run to
 ``BUILD/waves.fst`` (or ``.vcd``); ``waves=None`` (the default) follows ``AXM_WAVES``
@@ -268,7 +270,9 @@ def run_cocotb(simulator: str, *, sources: list[Path], toplevel: str, test_modul
                          build_dir=build_dir, build_args=build_args, always=True,
                          timescale=("1ns", "1ps"), log_file=build_dir / "build.log",
                          waves=bool(waves) and simulator == "verilator")
-        env = {CONFIG_ENV: json.dumps(config)}
+        config_path = build_dir / "config.json"
+        config_path.write_text(json.dumps(config))
+        env = {CONFIG_ENV: str(config_path)}
         # cocotb passes this process's sys.path on as PYTHONPATH: make the repo importable.
         if str(repo_root) not in sys.path:
             sys.path.append(str(repo_root))
@@ -295,7 +299,7 @@ def run_cocotb(simulator: str, *, sources: list[Path], toplevel: str, test_modul
 
 def testbench_config() -> dict:
     """Inside a cocotb test: the configuration passed by :func:`run_cocotb`."""
-    return json.loads(os.environ[CONFIG_ENV])
+    return json.loads(Path(os.environ[CONFIG_ENV]).read_text())
 
 
 def write_report(config: dict, report: dict) -> None:
