@@ -31,20 +31,14 @@ MULTS = ["truncated7", "truncated8", "truncated9c", "perforated1", "perforated2"
 
 
 def _network(model):
-    """``(graph, dataset)``: a built-in sim.dnn model, or a torch-trained digits network of
-    sim.nn.models (digits-resnet20, ...; needs torch) on the digits splits it takes."""
-    from sim.dnn.data import Dataset, load_dataset
+    """``(graph, dataset)``: a built-in sim.dnn model, or a torch-trained digits network."""
+    from sim.dnn.data import load_dataset
     from sim.dnn.models import MODELS, load_model
 
-    data = load_dataset("digits")
     if model in MODELS:
-        return load_model(model), data
-    from sim.nn import to_graph
-    from sim.nn.models import digits_input, load_torch
-
-    data = Dataset(data.name, digits_input(model, data.x_calib), data.y_calib,
-                   digits_input(model, data.x_test), data.y_test, data.classes)
-    return to_graph(load_torch(model), data.image_shape, name=model), data
+        return load_model(model), load_dataset("digits")
+    from sim.nn.models import digits_network
+    return digits_network(model, load_dataset("digits"))
 
 
 def accuracy(mults, limit=None, model="digits-cnn"):

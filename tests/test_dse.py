@@ -269,3 +269,16 @@ def test_cli_end_to_end_on_local_cluster(table, tmp_path, monkeypatch):
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["stats"]["computed"] == 0 and again["stats"]["cached"] > 0
     assert again["front"] == result["front"]
+
+
+def test_torch_trained_digits_networks_are_searchable():
+    """--model takes the torch-trained digits networks (their GEMM layers by module name) and
+    an unknown name lists every model."""
+    pytest.importorskip("torch")
+    from sim.dse.accuracy import network_layers
+    layers = network_layers("digits-resnet20")
+    assert len(layers) == 19 + 1 + 2          # 19 convs, fc, two 1x1 projection shortcuts
+    assert layers[0] == "conv1" and layers[-1] == "fc" and "layer2.0.downsample.0" in layers
+    with pytest.raises(DseError, match="digits-resnet20") as exc:
+        network_layers("resnet99")
+    assert "\n" not in str(exc.value)

@@ -140,6 +140,35 @@ def test_same_arguments_same_bytes(tmp_path, capsys):
     assert str(tmp_path) not in text
 
 
+def test_bank_manifest_ports_and_command(tmp_path, capsys):
+    """hw.gen --bank: the Verilog top declares the manifest's ports (the arrays' ports plus
+    select), one module per array, the manifest's command gives the same bytes again."""
+    args = ["--rows", "2", "--cols", "3", "--bank", "exact,truncated4,drum4", "--unsigned"]
+    code, out, err = _run(args + ["-o", str(tmp_path / "a")], capsys)
+    assert code == 0, err
+    top = "axm_ws_2x3_bank_exact_truncated4_drum4_8u"
+    man = json.loads((tmp_path / "a" / f"{top}.json").read_text())
+    verilog = (tmp_path / "a" / f"{top}.v").read_text()
+    assert man["top"] == top and man["kind"] == "bank"
+    listed = {p["name"]: (p["direction"], p["width"]) for p in man["ports"]}
+    assert listed == _verilog_ports(verilog, top)
+    assert listed["select"] == ("input", 2)
+    single = generate(rows=2, cols=3, mult="exact", signed=False).manifest
+    assert {k: v for k, v in listed.items() if k != "select"} == \
+        {p["name"]: (p["direction"], p["width"]) for p in single["ports"]}
+    assert man["timing"] == single["timing"]          # routing adds no cycle
+    bank = man["bank"]
+    assert bank["count"] == 3 and [a["multiplier"] for a in bank["arrays"]] == \
+        ["exact", "truncated4", "drum4"]
+    assert [a["array"]["multiplier_names"] for a in bank["arrays"]] == \
+        [["exact"], ["truncated4"], ["drum4"]]
+    modules = re.findall(r"^module (\S+)\(", verilog, re.M)
+    assert {f"{top}_a{i}" for i in range(3)} <= set(modules)
+    words = man["command"].split()[3:]
+    assert _run(words + ["-o", str(tmp_path / "b")], capsys)[0] == 0
+    assert (tmp_path / "b" / f"{top}.v").read_bytes() == verilog.encode()
+
+
 def test_multiplier_only(tmp_path, capsys):
     code, out, err = _run(["--mult", "mitchell", "--width", "6", "--unsigned", "-o",
                            str(tmp_path)], capsys)

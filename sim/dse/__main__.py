@@ -37,7 +37,8 @@ def build_parser() -> Parser:
     p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=CONVENTIONS)
     p.add_argument("--config", metavar="FILE", help="TOML design space and settings "
                    "(docs/dse.md); options given here override it")
-    p.add_argument("--model", metavar="NAME", help="built-in network (default digits-mlp)")
+    p.add_argument("--model", metavar="NAME", help="network: digits-cnn, digits-mlp (default) or a torch-trained digits network "
+                        "(digits-resnet20, digits-resnet18, digits-mobilenetv2; torch extra)")
     p.add_argument("--dataset", metavar="SPEC", help="digits (default), mnist:DIR, cifar10:DIR")
     p.add_argument("--images", type=integer(1, 10 ** 7), metavar="N",
                    help="validation images for the bit-exact accuracy (default: all)")
@@ -206,11 +207,8 @@ def _main(argv) -> int:
             pass
     carbon = carbon_model(node, ci_fab=ci, **carbon_cfg)
 
-    from sim.dnn import MODELS
-    if s["model"] not in MODELS:
-        raise DseError(f"unknown model {s['model']!r}; built-in models: {', '.join(MODELS)}")
-    from sim.dnn.models import load_model
-    layers = tuple(n.name for n in load_model(s["model"]).gemm_nodes())
+    from .accuracy import network_layers
+    layers = network_layers(s["model"])
     unknown = [l for l in s["layers"] if l not in layers]
     if unknown:
         raise DseError(f"unknown layer {unknown[0]!r} in the space; {s['model']} has GEMM "

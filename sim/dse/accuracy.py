@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import DseError
 
-__all__ = ["AccuracyModel", "accuracy_model", "DEFAULT_IMAGES"]
+__all__ = ["AccuracyModel", "accuracy_model", "network_layers", "DEFAULT_IMAGES"]
 
 DEFAULT_IMAGES = None     # all validation images
 
@@ -51,14 +51,14 @@ class AccuracyModel:
     workers rebuild the model from it, :func:`accuracy_model`)."""
 
     def __init__(self, settings: dict):
-        from sim.dnn import QuantizedModel, load_dataset, load_model
+        from sim.dnn import QuantizedModel, load_dataset
         from sim.dnn.errors import DnnError
 
         self.settings = dict(settings)
         try:
-            self.graph = load_model(settings["model"])
             data = load_dataset(settings.get("dataset", "digits"),
                                 seed=int(settings.get("seed", 0)))
+            self.graph, data = _network(settings["model"], data)
         except DnnError as exc:
             raise DseError(str(exc)) from None
         data = data.limited(settings.get("images"))
@@ -134,6 +134,40 @@ class AccuracyModel:
     def cache_key(self, assign: dict, acc_width: int) -> dict:
         return {"identity": self.identity, "assign": dict(assign), "acc_width": acc_width,
                 "what": "bit-exact accuracy"}
+
+
+def _network(name: str, data):
+    """``(graph, data)``: a built-in model of :mod:`sim.dnn`, or a torch-trained digits network
+    of :data:`sim.nn.models.TORCH_MODELS` (needs torch; data as the network takes it)."""
+    from sim.dnn import MODELS, load_model
+
+    if name in MODELS:
+        return load_model(name), data
+    from sim.dnn.errors import DnnError
+    try:
+        from sim.nn.models import TORCH_MODELS, digits_network
+    except ImportError:
+        raise DnnError(f"unknown model {name!r}; built-in models: {', '.join(MODELS)} "
+                       "(the torch digits networks need the torch extra)") from None
+    if name not in TORCH_MODELS or name in MODELS:
+        raise DnnError(f"unknown model {name!r}; models: "
+                       f"{', '.join(dict.fromkeys([*MODELS, *TORCH_MODELS]))}")
+    if data.name != "digits":
+        raise DnnError(f"{name} is a digits network; --dataset must be digits")
+    return digits_network(name, data)
+
+
+def network_layers(name: str) -> tuple:
+    """The GEMM layer names of network ``name`` (:func:`_network`); :class:`DseError` if
+    unknown."""
+    from sim.dnn import load_digits_split
+    from sim.dnn.errors import DnnError
+
+    try:
+        graph, _ = _network(name, load_digits_split())
+    except DnnError as exc:
+        raise DseError(str(exc)) from None
+    return tuple(n.name for n in graph.gemm_nodes())
 
 
 @functools.lru_cache(maxsize=4)

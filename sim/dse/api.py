@@ -68,24 +68,18 @@ def explore(space: Space, *, settings: dict, objectives=("drop", "area"), algori
     the constraint leaves no point, naming the closest ones."""
     if drop_bound not in ("estimate", "upper"):
         raise DseError(f"unknown drop bound {drop_bound!r}; choose estimate or upper")
-    from sim.dnn.errors import DnnError
-    from sim.dnn.models import load_model
-
     from .search import ALGORITHMS
     start = time.perf_counter()
     check_objectives(objectives)
     if algorithm not in ALGORITHMS:
         raise DseError(f"unknown algorithm {algorithm!r}; choose {', '.join(ALGORITHMS)}")
-    try:
-        graph = load_model(settings["model"])
-    except DnnError as exc:
-        raise DseError(str(exc)) from None
+    acc = accuracy_model(settings)          # the network (built-in or torch-trained), data
+    graph = acc.graph
     carbon = carbon or carbon_model()
     hw = Hardware(graph, area=area, carbon=carbon, energy=energy or "energy" in objectives,
                   model_name=settings.get("model"), cache=hw_cache)
     names = sorted({m for c in space.candidates for m in c})
     hw.check_names(names)
-    acc = accuracy_model(settings)
     ex = Explorer(space, acc, hw, objectives, screen=screen, max_arrays=max_arrays,
                   executor=executor, cache=cache, settings=settings)
     used = run_search(ex, algorithm, population=population, generations=generations,

@@ -31,7 +31,8 @@ nn = torch.nn
 
 __all__ = ["DigitsCNN", "DigitsMLP", "BasicBlock", "ResNet", "resnet20", "resnet18",
            "InvertedResidual", "MobileNetV2", "mobilenet_v2", "TORCH_MODELS", "build_torch",
-           "load_digits_torch", "load_torch", "weights_path", "digits_input", "DIGITS_SIDE"]
+           "load_digits_torch", "load_torch", "weights_path", "digits_input", "DIGITS_SIDE",
+           "digits_network"]
 
 
 class DigitsCNN(nn.Module):
@@ -296,6 +297,26 @@ def load_digits_torch(name: str, dtype=None):
                 layer.weight.shape)))
             layer.bias.copy_(torch.as_tensor(np.asarray(node.attrs["b"])))
     return model.eval()
+
+
+def digits_network(name: str, data=None):
+    """A digits network as a :mod:`sim.dnn` graph with its stored weights, and ``data``
+    (a :class:`sim.dnn.data.Dataset` of digits images, default the digits splits) as the
+    network takes it: ``(graph, dataset)``. Built-in models come from
+    :func:`sim.dnn.models.load_model`, the torch-trained ones (``digits-resnet20``, ...)
+    through :func:`sim.nn.to_graph` (batch norm folded)."""
+    from sim.dnn.data import Dataset, load_digits_split
+    from sim.dnn.models import MODELS, load_model
+
+    data = load_digits_split() if data is None else data
+    if name in MODELS:
+        return load_model(name), data
+    from .convert import to_graph
+
+    model = load_torch(name)
+    data = Dataset(data.name, digits_input(name, data.x_calib), data.y_calib,
+                   digits_input(name, data.x_test), data.y_test, data.classes)
+    return to_graph(model, data.image_shape, name=name), data
 
 
 def build_torch(name: str):
