@@ -22,26 +22,28 @@ import pytest
 _PROFILE = os.environ.get("AXM_CPU_PROFILE", "").strip()
 
 #: Scope (file, or file::Class) -> CPU seconds it took (fresh clone, cold caches, 2 idle
-#: cores; ``benchmarks/suite_cpu.py`` of an ``AXM_CPU_PROFILE`` run).
+#: cores of this stop's slower machine; ``benchmarks/suite_cpu.py`` of an ``AXM_CPU_PROFILE``
+#: run).
 LONG_SCOPES = {
-    "tests/test_bad_inputs.py": 180,           # includes compiling YoWASP Yosys when cold
-    "tests/test_import_mult.py": 83,
-    "tests/test_mult_rtl.py::TestIcarusWide": 71,
-    "tests/test_boards_build.py": 66,
-    "tests/test_array_rtl.py": 56,
-    "tests/test_cost.py": 54,
-    "tests/test_mult_rtl.py::TestIcarusNarrow": 36,
-    "tests/test_mult_rtl.py::TestVerilator": 29,
-    "tests/test_rtlcheck_cli.py": 28,
-    "tests/test_lint.py": 26,
-    "tests/test_verilator_cache.py": 24,
-    "tests/test_uart_e2e.py": 20,
-    "tests/test_onnx_export.py": 20,
-    "tests/test_sources.py": 19,
-    "tests/test_power.py": 11,
-    "tests/test_emulate.py": 10,
-    "tests/test_dse.py": 9,
-    "tests/test_mult_models.py": 9,
+    "tests/test_import_mult.py": 256,
+    "tests/test_bad_inputs.py": 196,           # includes compiling YoWASP Yosys when cold
+    "tests/test_mult_rtl.py::TestIcarusWide": 182,
+    "tests/test_array_rtl.py": 125,
+    "tests/test_boards_build.py": 114,
+    "tests/test_cost.py": 106,
+    "tests/test_mult_rtl.py::TestIcarusNarrow": 99,
+    "tests/test_mult_rtl.py::TestVerilator": 59,
+    "tests/test_rtlcheck_cli.py": 58,
+    "tests/test_lint.py": 48,
+    "tests/test_verilator_cache.py": 44,
+    "tests/test_uart_e2e.py": 36,
+    "tests/test_onnx_export.py": 36,
+    "tests/test_sources.py": 35,
+    "tests/test_dse.py": 21,
+    "tests/test_power.py": 17,
+    "tests/test_nn.py": 16,
+    "tests/test_emulate.py": 13,
+    "tests/test_gen.py": 12,
 }
 
 
@@ -51,6 +53,15 @@ def _scope_cost(item) -> float:
     if cls is not None and f"{path}::{cls.__name__}" in LONG_SCOPES:
         return LONG_SCOPES[f"{path}::{cls.__name__}"]
     return LONG_SCOPES.get(path, 0.0)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Keep the LPT order under ``--dist loadscope``: pytest-xdist otherwise re-sorts the
+    scopes by their number of tests (its ``--loadscope-reorder`` default), which put the two
+    slow Icarus banks (two tests each) last and left one worker alone for minutes."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(session, config, items):
