@@ -50,7 +50,7 @@ __all__ = ["SCENARIOS", "StreamCodec", "Program", "model_from_manifest", "manife
            "cycle_shapes", "pack", "unpack",
            "program", "ws_program", "os_program", "gemm_program", "random_tiles",
            "extreme_tiles", "overflow_tiles", "overflowed", "simulate_amaranth", "measure_gemm",
-           "harness_verilog", "Harness", "prepare_harness", "run_harness", "check_arrays"]
+           "harness_verilog", "harness_units", "Harness", "prepare_harness", "run_harness", "check_arrays"]
 
 SCENARIOS = ("random", "extremes", "overflow", "back_to_back", "latency", "reset", "gemm")
 
@@ -483,20 +483,21 @@ def harness_verilog(units: list[tuple[str, dict]], name: str = "array_harness") 
             + "\nendmodule\n")
 
 
-def _units(prefix: str, gen):
+def harness_units(prefix: str, manifest: dict, model_names=None) -> list:
     """``(prefix, manifest, model names)`` of the harness units of one generated design: the
     array itself, or for a bank (``hw.gen --bank``) one instance per array with ``select``
-    tied to it, whose manifest is the bank's with that array's ``array`` entry."""
-    bank = gen.manifest.get("bank")
+    tied to it (``ports_tied``), whose manifest is the bank's with that array's ``array``
+    entry. ``model_names``: :attr:`hw.gen.Generated.model_names` (``None``: the manifest's)."""
+    bank = manifest.get("bank")
     if bank is None:
-        return [(prefix, gen.manifest, gen.model_names)]
+        return [(prefix, manifest, model_names)]
     sel = bank["select"]
     out = []
     for j, entry in enumerate(bank["arrays"]):
-        manifest = dict(gen.manifest, array=entry["array"],
-                        ports=[p for p in gen.manifest["ports"] if p["name"] != sel["name"]],
-                        ports_tied={sel["name"]: f"{sel['width']}'d{j}"})
-        out.append((f"{prefix}s{j}", manifest, [gen.model_names[j]]))
+        unit = dict(manifest, array=entry["array"],
+                    ports=[p for p in manifest["ports"] if p["name"] != sel["name"]],
+                    ports_tied={sel["name"]: f"{sel['width']}'d{j}"})
+        out.append((f"{prefix}s{j}", unit, None if model_names is None else [model_names[j]]))
     return out
 
 
@@ -524,7 +525,7 @@ def prepare_harness(designs: list[dict], workdir: Path, *, seed: int = 1,
         gen = generate(**args, name=f"u{i}_{design.get('dataflow', 'ws')}")
         texts.append(gen.design_verilog)
         gens.append(gen)
-        for prefix, manifest, names in _units(f"u{i}", gen):
+        for prefix, manifest, names in harness_units(f"u{i}", gen.manifest, gen.model_names):
             units.append((prefix, manifest))
             unit_cfg.append({"prefix": prefix, "manifest": manifest, "model_names": names,
                              "scenarios": list(design.get("scenarios", scenarios)),

@@ -454,18 +454,30 @@ def _manifest_check(manifest_path: Path) -> tuple[dict, Path, str | None]:
 
 
 def _manifest_harness(manifest: dict, vfile: Path, workdir: Path, args):
-    from .arraycheck import Harness, harness_verilog
+    """The generated array (or every array of a bank, through ``select``) in a harness."""
+    from .arraycheck import Harness, harness_units, harness_verilog
 
+    parts = harness_units("u0", manifest)
     text = vfile.read_text(encoding="utf-8")
-    verilog = text + "\n" + harness_verilog([("u0", manifest)])
+    verilog = text + "\n" + harness_verilog([(p, m) for p, m, _ in parts])
     key = hashlib.sha256(verilog.encode()).hexdigest()[:12]
     workdir.mkdir(parents=True, exist_ok=True)
     src = workdir / f"array_harness-{key}.v"
     src.write_text(verilog)
-    units = [{"prefix": "u0", "manifest": manifest,
-              "scenarios": _array_scenarios(manifest["array"]["dataflow"], args.random),
-              "gemm": None, "seed": args.seed, "cycle_shapes": None, "stream_length": 2000}]
+    units = [{"prefix": p, "manifest": m,
+              "scenarios": _array_scenarios(m["array"]["dataflow"], args.random),
+              "gemm": None, "seed": args.seed + 1000 * i, "cycle_shapes": None,
+              "stream_length": 2000} for i, (p, m, _) in enumerate(parts)]
     return Harness(src, units, key)
+
+
+def _manifest_labels(manifest: dict) -> dict:
+    """Report labels of the harness units of :func:`_manifest_harness`."""
+    bank = manifest.get("bank")
+    if bank is None:
+        return {"u0": manifest["top"]}
+    return {f"u0s{j}": f"{manifest['top']} select={j} ({a['multiplier']})"
+            for j, a in enumerate(bank["arrays"])}
 
 
 def _manifest_multiplier(manifest: dict, vfile: Path) -> MultiplierSpec:
@@ -549,8 +561,8 @@ def _main(argv) -> int:
                 _emit_json(args, {"passed": False, "mode": mode, "manifest": manifest_info,
                                   "results": [], "failures": [], "errors": [problem]})
             return 1
-        if manifest.get("kind") == "array":
-            labels = {"u0": manifest["top"]}
+        if manifest.get("kind") in ("array", "bank"):
+            labels = _manifest_labels(manifest)
         elif manifest.get("kind") == "multiplier":
             specs = [_manifest_multiplier(manifest, vfile)]
             labels = {specs[0]: f"{manifest['top']} ({specs[0].reference.full_name})"}
@@ -574,7 +586,7 @@ def _main(argv) -> int:
                 from .arraycheck import prepare_harness
                 harness = prepare_harness(designs, workdir, seed=args.seed)
                 runs = _run_array_harness(harness, labels, simulators, workdir, waves)
-            elif mode == "manifest:array":
+            elif mode in ("manifest:array", "manifest:bank"):
                 harness = _manifest_harness(manifest, vfile, workdir, args)
                 runs = _run_array_harness(harness, labels, simulators, workdir, waves)
             else:

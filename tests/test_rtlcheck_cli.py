@@ -109,6 +109,22 @@ def generated_array(tmp_path_factory):
     return manifest
 
 
+def test_manifest_of_a_bank_checks_every_array(tmp_path, capsys):
+    """--manifest of hw.gen --bank: each array through select, against its own multiplier."""
+    _need("icarus")
+    assert gen_main(["--rows", "2", "--bank", "exact,truncated2", "--width", "4",
+                     "--acc-width", "12", "-o", str(tmp_path)]) == 0
+    (manifest,) = tmp_path.glob("*.json")
+    capsys.readouterr()                                   # hw.gen's own output
+    status, out, err = _run(capsys, "--manifest", manifest, "--simulator", "icarus", "--json")
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["passed"] and report["mode"] == "manifest:bank"
+    assert [r["design"] for r in report["results"]] == [
+        f"{manifest.stem} select=0 (exact)", f"{manifest.stem} select=1 (truncated2)"]
+    assert all(r["vectors"] > 0 and r["mismatches"] == 0 for r in report["results"])
+
+
 def test_manifest_of_a_generated_array_passes_with_fst(generated_array, tmp_path, capsys):
     _need("icarus")
     waves = tmp_path / "array.fst"
