@@ -1,8 +1,9 @@
 """Accuracy recovery (issue 13): DNN accuracy with no correction, bias and control variate, and
 what the correction costs in hardware.
 
-1. ``accuracy``: digits-cnn (``--model``: another digits network) on the whole digits test set for each multiplier, ``--correction
-   none bias cv`` (sim.dnn.evaluate with the predictor): top-1 accuracy with its 95 % Wilson
+1. ``accuracy``: digits-cnn (``--model``: another digits network) on the whole digits test
+   set for each multiplier, ``--correction none bias cv`` (sim.dnn.evaluate with the
+   predictor): top-1 accuracy with its 95 % Wilson
    interval, the drop against int8-exact with its 95 % paired interval, and the predicted
    (residual moments after the correction, sim.correction.residual_moments) vs measured total
    relative distortion.

@@ -36,26 +36,16 @@ import torch  # noqa: E402
 from hw.outputs import write_file  # noqa: E402
 from sim.dnn import load_digits_split  # noqa: E402
 from sim.dnn.layers import run_float  # noqa: E402
-from sim.dnn.models import init_weights  # noqa: E402
+from sim.dnn.models import build as build_graph, init_weights  # noqa: E402
 from sim.dnn.models import weights_path as dnn_weights_path  # noqa: E402
 from sim.dnn.quant import QuantizedModel  # noqa: E402
 from sim.dnn.stats import accuracy_interval  # noqa: E402
 from sim.nn import to_graph  # noqa: E402
-from sim.nn.models import build_torch, digits_input, weights_path  # noqa: E402
+from sim.nn.models import (build_torch, digits_input, digits_torch_from_graph,  # noqa: E402
+                           weights_path)
 
 NETS = ("digits-cnn", "digits-mlp", "digits-resnet20", "digits-resnet18", "digits-mobilenetv2")
 BUILTIN = {"digits-cnn": 40, "digits-mlp": 60}   # sim.dnn's own models: epochs
-
-
-def _builtin_init(model, name: str, seed: int) -> None:
-    """He-normal weights, zero biases: :func:`sim.dnn.models.init_weights` (numpy, seeded)."""
-    init = init_weights(name, seed=seed)
-    with torch.no_grad():
-        for layer in init:
-            if layer.endswith(".W"):
-                mod = model.get_submodule(layer[:-2])
-                mod.weight.copy_(torch.as_tensor(init[layer].reshape(mod.weight.shape)))
-                mod.bias.copy_(torch.as_tensor(init[layer[:-2] + ".b"]))
 
 
 def train(name: str, epochs: int | None = None, seed: int = 0):
@@ -67,12 +57,12 @@ def train(name: str, epochs: int | None = None, seed: int = 0):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     data = load_digits_split()
-    model = build_torch(name)
     builtin = name in BUILTIN
+    # built-in: He-normal weights, zero biases (sim.dnn.models.init_weights, numpy, seeded)
+    model = digits_torch_from_graph(name, build_graph(name, init_weights(name, seed=seed))) \
+        if builtin else build_torch(name)
     epochs = epochs or BUILTIN.get(name, 20)
     batch = 32 if builtin else 64
-    if builtin:
-        _builtin_init(model, name, seed)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4 if builtin else 0)
     if builtin:
         steps = epochs * -(-len(data.x_train) // batch)

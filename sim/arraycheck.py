@@ -50,7 +50,8 @@ __all__ = ["SCENARIOS", "StreamCodec", "Program", "model_from_manifest", "manife
            "cycle_shapes", "pack", "unpack",
            "program", "ws_program", "os_program", "gemm_program", "random_tiles",
            "extreme_tiles", "overflow_tiles", "overflowed", "simulate_amaranth", "measure_gemm",
-           "harness_verilog", "harness_units", "Harness", "prepare_harness", "run_harness", "check_arrays"]
+           "harness_verilog", "harness_units", "unit_config", "Harness", "prepare_harness",
+           "run_harness", "check_arrays"]
 
 SCENARIOS = ("random", "extremes", "overflow", "back_to_back", "latency", "reset", "gemm")
 
@@ -501,6 +502,14 @@ def harness_units(prefix: str, manifest: dict, model_names=None) -> list:
     return out
 
 
+def unit_config(prefix: str, manifest: dict, scenarios, seed: int, *, model_names=None,
+                gemm=None, cycle_shapes=None, stream_length: int = 2000) -> dict:
+    """One unit of the testbench configuration (:mod:`sim.tb.tb_array`)."""
+    return {"prefix": prefix, "manifest": manifest, "model_names": model_names,
+            "scenarios": list(scenarios), "gemm": gemm, "seed": seed,
+            "cycle_shapes": cycle_shapes, "stream_length": stream_length}
+
+
 @dataclass(frozen=True)
 class Harness:
     """Generated designs in one Verilog file, ready for :func:`run_harness`."""
@@ -527,11 +536,11 @@ def prepare_harness(designs: list[dict], workdir: Path, *, seed: int = 1,
         gens.append(gen)
         for prefix, manifest, names in harness_units(f"u{i}", gen.manifest, gen.model_names):
             units.append((prefix, manifest))
-            unit_cfg.append({"prefix": prefix, "manifest": manifest, "model_names": names,
-                             "scenarios": list(design.get("scenarios", scenarios)),
-                             "gemm": design.get("gemm"), "seed": seed + 1000 * len(unit_cfg),
-                             "cycle_shapes": design.get("cycle_shapes"),
-                             "stream_length": design.get("stream_length", 2000)})
+            unit_cfg.append(unit_config(prefix, manifest, design.get("scenarios", scenarios),
+                                        seed + 1000 * len(unit_cfg), model_names=names,
+                                        gemm=design.get("gemm"),
+                                        cycle_shapes=design.get("cycle_shapes"),
+                                        stream_length=design.get("stream_length", 2000)))
     # Designs may bring netlists that define the same helper modules: each module once,
     # differing ones of the same name renamed (hw.sources.merge_sources).
     extra = merge_sources(sorted({item for g in gens for item in g.extra_sources.items()}))

@@ -455,7 +455,7 @@ def _manifest_check(manifest_path: Path) -> tuple[dict, Path, str | None]:
 
 def _manifest_harness(manifest: dict, vfile: Path, workdir: Path, args):
     """The generated array (or every array of a bank, through ``select``) in a harness."""
-    from .arraycheck import Harness, harness_units, harness_verilog
+    from .arraycheck import Harness, harness_units, harness_verilog, unit_config
 
     parts = harness_units("u0", manifest)
     text = vfile.read_text(encoding="utf-8")
@@ -464,10 +464,8 @@ def _manifest_harness(manifest: dict, vfile: Path, workdir: Path, args):
     workdir.mkdir(parents=True, exist_ok=True)
     src = workdir / f"array_harness-{key}.v"
     src.write_text(verilog)
-    units = [{"prefix": p, "manifest": m,
-              "scenarios": _array_scenarios(m["array"]["dataflow"], args.random),
-              "gemm": None, "seed": args.seed + 1000 * i, "cycle_shapes": None,
-              "stream_length": 2000} for i, (p, m, _) in enumerate(parts)]
+    units = [unit_config(p, m, _array_scenarios(m["array"]["dataflow"], args.random),
+                         args.seed + 1000 * i) for i, (p, m, _) in enumerate(parts)]
     return Harness(src, units, key)
 
 

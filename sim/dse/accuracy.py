@@ -149,7 +149,7 @@ def _network(name: str, data):
     except ImportError:
         raise DnnError(f"unknown model {name!r}; built-in models: {', '.join(MODELS)} "
                        "(the torch digits networks need the torch extra)") from None
-    if name not in TORCH_MODELS or name in MODELS:
+    if name not in TORCH_MODELS:
         raise DnnError(f"unknown model {name!r}; models: "
                        f"{', '.join(dict.fromkeys([*MODELS, *TORCH_MODELS]))}")
     if data.name != "digits":

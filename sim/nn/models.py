@@ -32,7 +32,7 @@ nn = torch.nn
 __all__ = ["DigitsCNN", "DigitsMLP", "BasicBlock", "ResNet", "resnet20", "resnet18",
            "InvertedResidual", "MobileNetV2", "mobilenet_v2", "TORCH_MODELS", "build_torch",
            "load_digits_torch", "load_torch", "weights_path", "digits_input", "DIGITS_SIDE",
-           "digits_network"]
+           "digits_network", "digits_torch_from_graph"]
 
 
 class DigitsCNN(nn.Module):
@@ -280,15 +280,21 @@ def load_digits_torch(name: str, dtype=None):
     """Built-in ``digits-cnn`` / ``digits-mlp`` as a torch model (parameters of ``dtype``,
     default float32) with the stored weights of :func:`sim.dnn.models.load_model`
     (``sim/dnn/weights``)."""
-    import numpy as np
-
     from sim.dnn.errors import DnnError
     from sim.dnn.models import load_model
 
     if name not in ("digits-cnn", "digits-mlp"):
         raise DnnError(f"no stored weights for torch model {name!r}; stored: digits-cnn, "
                        "digits-mlp")
-    graph = load_model(name)
+    return digits_torch_from_graph(name, load_model(name), dtype)
+
+
+def digits_torch_from_graph(name: str, graph, dtype=None):
+    """A fresh torch ``digits-cnn`` / ``digits-mlp`` (eval mode, parameters of ``dtype``,
+    default float32) holding the weights of its :mod:`sim.dnn` ``graph`` (e.g.
+    ``sim.dnn.models.build(name, init_weights(name))``)."""
+    import numpy as np
+
     model = build_torch(name).to(dtype or torch.float32)
     with torch.no_grad():
         for node in graph.gemm_nodes():
