@@ -162,11 +162,10 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
     if bank is not None:
         if mult_per is not None:
             raise GenError("--bank takes one multiplier per array; --mult-per does not apply")
-        if correction != "none":
-            raise GenError("--bank with --correction is not supported yet: generate the "
-                           "corrected arrays one by one")
+        corr = dict(mode=correction, frac=corr_frac, alpha_bits=corr_alpha_bits,
+                    beta_bits=corr_beta_bits, sum_bits=corr_sum_bits)
         return _generate_bank(names, specs, rows, cols, width, dataflow, acc_width, overflow,
-                              pipeline, name, progress, check_outputs, energy)
+                              pipeline, name, progress, check_outputs, energy, corr)
     if len(names) == 1:
         per = "all"
         grid = specs[names[0]]
@@ -227,28 +226,36 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
 
 
 def _generate_bank(names, specs, rows, cols, width, dataflow, acc_width, overflow, pipeline,
-                   name, progress, check_outputs, energy) -> Generated:
-    """``hw.gen --bank``: one array per name behind one set of streams (:mod:`hw.bank`)."""
-    from hw.bank import MAX_BANK, ArrayBank, select_width
+                   name, progress, check_outputs, energy, corr) -> Generated:
+    """``hw.gen --bank``: one array per name behind one set of streams (:mod:`hw.bank`).
+    ``corr`` (``mode`` and the ``--corr-*`` widths): with a correction every approximate array
+    gets it, in one format fitted to all of them (:func:`sim.correction.default_format`); an
+    exact array has no error to correct and stays uncorrected."""
+    from hw.bank import MAX_BANK, ArrayBank, bank_arrays, select_width
 
     if not 2 <= len(names) <= MAX_BANK:
         raise GenError(f"--bank lists {len(names)} multipliers; a bank holds 2..{MAX_BANK}")
     if len(set(names)) != len(names):
         raise GenError("--bank lists a multiplier twice; give each array a different one")
     first = specs[names[0]]
+    try:
+        arrays, fmt = bank_arrays([specs[n] for n in names], rows, cols, dataflow=dataflow,
+                                  acc_width=acc_width, overflow=overflow, pipeline=pipeline,
+                                  correction=corr.pop("mode"), **corr)
+    except ValueError as exc:       # CorrectionError is one too
+        raise GenError(str(exc)) from None
     idents = "_".join(specs[n].ident for n in names)
     if len(idents) > 60:
         key = "|".join(specs[n].portable_name for n in names)
         idents = hashlib.sha256(key.encode()).hexdigest()[:8]
     top = _top_name(name, f"axm_{dataflow}_{rows}x{cols}_bank_{idents}_{first.width}"
-                          f"{'s' if first.signed else 'u'}")
+                          f"{'s' if first.signed else 'u'}" + (f"_{fmt.mode}" if fmt else ""))
     check_outputs(top)
-    arrays = [SystolicArray(rows, cols, specs[n], dataflow=dataflow, acc_width=acc_width,
-                            overflow=overflow, pipeline=pipeline) for n in names]
     modules = [f"{top}_a{i}" for i in range(len(arrays))]
     progress("Verilog")
     parts = [emit_array_verilog(a, mod) for a, mod in zip(arrays, modules)]
     bank = ArrayBank(arrays, modules=modules)
+    face = bank.interface
     design = "".join(parts) + emit_verilog(bank, top)
     verilog, extra = _with_extra_sources(design, [specs[n] for n in names])
     canonical = [specs[n].portable_name for n in names]
@@ -258,13 +265,19 @@ def _generate_bank(names, specs, rows, cols, width, dataflow, acc_width, overflo
     command = (f"python -m hw.gen --rows {rows} --cols {cols} --bank {','.join(canonical)}"
                f" --width {width} --{'signed' if first.signed else 'unsigned'}"
                f" --dataflow {dataflow} --acc-width {acc_width} --overflow {overflow}"
-               + (" --pipeline" if pipeline else "") + f" --name {top}")
+               + (" --pipeline" if pipeline else "") + _correction_options(fmt, dataflow)
+               + f" --name {top}")
+    if fmt is not None:
+        arguments["correction"] = fmt.mode
     progress("metrics")
     per_array = [array_manifest(a, top=mod, verilog_file=f"{top}.v", verilog_text=verilog,
                                 arguments=arguments, command=command,
                                 assignment={"per": "all", "names": [c]})
                  for a, mod, c in zip(arrays, modules, canonical)]
-    manifest = dict(per_array[0])
+    for pa, a in zip(per_array, arrays):
+        if a.correction is not None:
+            pa["array"]["correction"] = correction_entry(a.correction, dataflow)
+    manifest = dict(per_array[face])
     manifest["kind"] = "bank"
     manifest["top"] = top
     sel = select_width(len(arrays))
@@ -280,12 +293,19 @@ def _generate_bank(names, specs, rows, cols, width, dataflow, acc_width, overflo
         "count": len(arrays), "select": select_port,
         "routing": "select = i: payload to every array, valid/ready of array i only, results "
                    "from array i; combinational (no added latency): latency, throughput and "
-                   "gemm_cycles are those of each array (timing); unselected arrays keep their "
+                   "gemm_cycles are those of each array (arrays[i].timing; a corrected array "
+                   "has one cycle more latency); unselected arrays keep their "
                    "state, loaded weights included",
         "arrays": [{"index": i, "module": mod, "multiplier": c, "array": pa["array"],
-                    "multipliers": pa["multipliers"]}
+                    "timing": pa["timing"], "multipliers": pa["multipliers"]}
                    for i, (mod, c, pa) in enumerate(zip(modules, canonical, per_array))],
-        "array_field": "array: the interface every array shares (array 0's multiplier)",
+        "array_field": f"array: the interface every array shares (array {face}'s "
+                       "multiplier" + ("; arrays without a correction ignore the corr_g / "
+                                       "corr_h payload fields" if fmt is not None else "") + ")",
+        "correction": None if fmt is None else {
+            "mode": fmt.mode, "arrays": [i for i, a in enumerate(arrays)
+                                         if a.correction is not None],
+            "rule": "every approximate array is corrected, in one format; exact arrays are not"},
     }
     manifest["extra_sources"] = list(extra)
     if energy:

@@ -169,12 +169,15 @@ def _pad(rng, block: np.ndarray, shape, lo: int, hi: int) -> np.ndarray:
     return out
 
 
-def _corr_fields(model: ArrayModel, rng, consts=None, junk: bool = False) -> dict:
-    """Payload fields ``corr_g`` / ``corr_h`` (empty without a correction): ``consts`` or
-    random junk (for the transfers whose constants must be ignored)."""
+def _corr_fields(model: ArrayModel, rng, consts=None, junk: bool = False, codec=None) -> dict:
+    """Payload fields ``corr_g`` / ``corr_h``: ``consts`` or random junk (for the transfers
+    whose constants must be ignored). Without a correction: junk in whatever correction fields
+    the port still has (an uncorrected array of a corrected bank must ignore them), else none."""
     fmt = model.correction
     if fmt is None:
-        return {}
+        fields = {} if codec is None else codec.fields
+        return {f: rng.integers(0, 1 << fields[f]["lane_width"], size=fields[f]["lanes"])
+                for f in ("corr_g", "corr_h") if f in fields}
     if junk:
         g = rng.integers(-(1 << (fmt.alpha_bits - 1)), 1 << (fmt.alpha_bits - 1),
                          size=model.cols) if fmt.alpha_bits else None
@@ -212,7 +215,8 @@ def ws_program(model: ArrayModel, codecs: dict, tiles, rng) -> Program:
         for k in range(k_t):
             prog.inputs["weights"].append(
                 codecs["weights"].encode(data=b_pad[k], last=int(k == k_t - 1),
-                                         **_corr_fields(model, rng, consts, k != k_t - 1)))
+                                         **_corr_fields(model, rng, consts, k != k_t - 1,
+                                                          codecs["weights"])))
         for m in range(a.shape[0]):
             prog.inputs["acts"].append(codecs["acts"].encode(data=a_pad[m], first=int(m == 0)))
         want = model.tile(a, b_pad, consts)
@@ -240,7 +244,8 @@ def os_program(model: ArrayModel, codecs: dict, tiles, rng) -> Program:
         for s in range(k):
             prog.inputs["operands"].append(
                 codecs["operands"].encode(a=a_pad[:, s], b=b_pad[s], last=int(s == k - 1),
-                                          **_corr_fields(model, rng, consts, s != k - 1)))
+                                          **_corr_fields(model, rng, consts, s != k - 1,
+                                                           codecs["operands"])))
         want = model.tile(a_pad, b_pad, consts)
         prog.operands.append((a_pad, b_pad))
         prog.tiles.append((len(prog.expected), model.rows))
@@ -488,14 +493,14 @@ def harness_units(prefix: str, manifest: dict, model_names=None) -> list:
     """``(prefix, manifest, model names)`` of the harness units of one generated design: the
     array itself, or for a bank (``hw.gen --bank``) one instance per array with ``select``
     tied to it (``ports_tied``), whose manifest is the bank's with that array's ``array``
-    entry. ``model_names``: :attr:`hw.gen.Generated.model_names` (``None``: the manifest's)."""
+    and ``timing`` entries. ``model_names``: :attr:`hw.gen.Generated.model_names` (``None``: the manifest's)."""
     bank = manifest.get("bank")
     if bank is None:
         return [(prefix, manifest, model_names)]
     sel = bank["select"]
     out = []
     for j, entry in enumerate(bank["arrays"]):
-        unit = dict(manifest, array=entry["array"],
+        unit = dict(manifest, array=entry["array"], timing=entry.get("timing", manifest["timing"]),
                     ports=[p for p in manifest["ports"] if p["name"] != sel["name"]],
                     ports_tied={sel["name"]: f"{sel['width']}'d{j}"})
         out.append((f"{prefix}s{j}", unit, None if model_names is None else [model_names[j]]))

@@ -205,8 +205,10 @@ case(G, "--rows", "2", "--bank", "exact*17", says=r"--bank lists 17 multipliers"
 case(G, "--rows", "2", "--bank", "exact,bogus9", says=r"bogus9")
 case(G, "--rows", "2", "--bank", "exact,drum4", "--mult", "exact", says=r"--bank and --mult")
 case(G, "--rows", "2", "--bank", "exact,drum4", "--mult-per", "row", says=r"--mult-per")
-case(G, "--rows", "2", "--bank", "exact,drum4", "--correction", "bias",
-     says=r"--bank with --correction is not supported")
+case(G, "--rows", "2", "--bank", "exact,drum4", "--correction", "bias", "--corr-frac", "3",
+     says=r"bias correction has no frac")
+case(G, "--rows", "2", "--bank", "exact,drum4", "--correction", "cv", "--corr-alpha-bits", "2",
+     says=r"--corr-alpha-bits 2 cannot hold the slope constants of drum4")
 case(G, "--bank", "exact,drum4", says=r"--bank.*no --rows")
 # names
 case(G, "--mult", "bogus", says=r"bogus")
@@ -496,8 +498,8 @@ case(H, "synth", says=r"at least one multiplier")
 case(H, "synth", "bogus", says=r"bogus")
 case(H, "synth", "exact", "--kind", "bogus", says=r"--kind.*invalid choice")
 case(H, "synth", "exact", "exact", "--kind", "bank", says=r"a bank lists a multiplier twice")
-case(H, "synth", "exact", "drum4", "--kind", "bank", "--correction", "cv",
-     says=r"--correction does not apply to a bank")
+case(H, "synth", "exact", "drum4", "--kind", "bank", "--correction", "cv", "--width", "16",
+     says=r"--correction cv is undefined for drum4@16s")
 case(H, "synth", "exact", "--kind", "array", "--rows", "0", says=r"--rows.*out of range")
 case(H, "synth", "exact", "--kind", "array", "--rows", "2**40", says=r"--rows.*not an integer")
 case(H, "synth", "exact", "--kind", "array", "--rows", HUGE, says=r"--rows.*too large")
@@ -815,6 +817,12 @@ case(S, "--rows", "0", says=r"--rows.*out of range")
 case(S, "--rows", "8,x", says=r"--rows.*not an integer")
 case(S, "--acc-width", "8", says=r"--acc-width.*out of range")
 case(S, "--dataflow", "xs", says=r"unknown dataflow 'xs'")
+case(S, "--correction", "none,cvv", says=r"unknown correction 'cvv'")
+case(S, "--correction", "bias,", says=r"--correction.*empty item")
+case(S, "--correction", "bias", "--dataflow", "ws,os", says=r"corrected design space needs "
+     r"dataflow ws only")
+case(S, "--config", "c.toml", setup=[File("c.toml", b'[space]\ncorrection = [1]\n')],
+     says=r"correction must be a list of names")
 case(S, "--objectives", "drop,bogus", says=r"unknown objective\(s\) bogus")
 case(S, "--objectives", "area", says=r"must include drop")
 case(S, "--objectives", "drop", says=r"at least one hardware objective")

@@ -119,7 +119,9 @@ DESIGNS += [
 # with ``select`` tied to it; each such unit must compute its own array's golden GEMMs (the
 # multipliers differ, so a routing error shows as mismatches) with that array's timing.
 BANKS = [
-    dict(bank="exact,truncated4c,bam2_6", rows=3, cols=3,
+    # corrected bank: exact stays uncorrected beside two cv arrays and must ignore the
+    # correction fields (the harness sends junk in them)
+    dict(bank="exact,truncated4c,bam2_6", rows=3, cols=3, correction="cv",
          scenarios=["random", "extremes", "back_to_back", "latency", "reset", "gemm", "window"]),
     dict(bank="drum4,mitchell", rows=2, cols=3, dataflow="os", signed=False, pipeline=True,
          acc_width=20, scenarios=["random", "extremes", "back_to_back", "latency", "gemm"]),
@@ -197,7 +199,11 @@ def test_bank_arrays_each_compute_their_own_golden_gemms(report, harness):
             assert list(ran) == bank["scenarios"]
             assert all(r.get("vectors", 1) > 0 for r in ran.values())
             assert ran["gemm"]["gemm_mismatches"] == 0
-            assert ran["latency"]["latency_cycles"] == rows + cols - ws + bank.get("pipeline", 0)
+            corrected = bank.get("correction", "none") != "none" and name != "exact"
+            assert ran["latency"]["latency_cycles"] == (rows + cols - ws + bank.get("pipeline", 0)
+                                                        + corrected)
+            fmt = cfg["manifest"]["array"].get("correction")
+            assert (fmt or {}).get("mode") == (bank.get("correction") if corrected else None)
             if ws:
                 assert ran["back_to_back"]["input_cycles_per_vector"] == 1
                 assert {w["cycles"] for w in ran["window"]["windows"]} == {rows + cols - 1}

@@ -179,6 +179,12 @@ def test_bank_costs_its_arrays_plus_routing(cache):
     assert make_bank(["exact", "truncated4"], rows=2).label == bank(specs, 2, 2).label
     with pytest.raises(CostError, match="twice"):
         make_bank(["exact", "exact"], rows=2)
+    # corrected bank: the approximate array carries the correction, the exact one does not
+    fixed = synthesize(array(specs[1], 2, 2, correction="bias"), "gate", cache=cache)
+    corrected = synthesize(make_bank(["exact", "truncated4"], rows=2, correction="bias"),
+                           "gate", cache=cache)
+    assert fixed.ff > parts[1].ff
+    assert corrected.ff == parts[0].ff + fixed.ff
 
 
 # -- place and route --------------------------------------------------------------------------

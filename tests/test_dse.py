@@ -167,6 +167,87 @@ def test_greedy_with_bit_exact_screen_keeps_the_drop_constraint(acc, table):
             assert not (area(q) < area(end) and drop(q) <= 1.0), q.label
 
 
+def test_corrected_space_points_and_refusals():
+    sp = Space(("a", "b"), (("exact", "truncated8"), ("exact", "drum4")), rows=(4,),
+               corrections=("none", "bias", "cv"))
+    pts = list(sp.enumerate())
+    assert sp.size == 2 * 2 * 3
+    # the all-exact design is one point, never corrected
+    assert len(pts) == sp.size - 2 and len(set(pts)) == len(pts)
+    assert sum(1 for p in pts if p.mults == ("exact",)) == 1
+    for p in pts:
+        assert sp.decode(sp.encode(p)) == p
+    p = Point((("a", "truncated8"), ("b", "exact")), 4, 4, correction="cv")
+    assert p.label == "a=truncated8+cv,b=exact @4x4 ws A32"
+    assert p.as_dict()["arrays"] == ["truncated8+cv", "exact"]
+    assert p.accuracy_key == (p.assign, 32, "cv", 4)
+    assert Point((("a", "exact"), ("b", "exact")), 4, 4, correction="cv").correction == "none"
+    for bad in (dict(corrections=("bogus",)), dict(corrections=()),
+                dict(corrections=("bias",), dataflows=("ws", "os"))):
+        with pytest.raises(DseError):
+            Space(("a", "b"), (("exact", "truncated8"), ("exact",)), **bad)
+
+
+def test_corrected_accuracy_equals_sim_dnn_and_recovers(acc):
+    """A corrected point's bit-exact accuracy is what ``sim.dnn --correction`` measures on the
+    same images with the point's tile depth; the correction recovers truncated8, which loses
+    most of the accuracy without it (the predictor sees the recovery too)."""
+    from sim.dnn import evaluate, load_digits_split, load_model
+
+    assign = {"fc1": "truncated8", "fc2": "truncated8", "fc3": "exact"}
+    data = load_digits_split(0).limited(270)
+    spec = ",".join(f"{k}={v}" for k, v in assign.items())
+    plain = acc.measured(assign, 32)
+    for mode in ("bias", "cv"):
+        got = acc.measured(assign, 32, mode, 4)
+        ref = evaluate(load_model("digits-mlp"), data, [spec], corrections=(mode,),
+                       correction_rows=4)["configs"][0]
+        assert ref["correction"] == mode
+        assert got["accuracy"] == pytest.approx(ref["accuracy"])
+        assert got["drop_ci95_pp"] == pytest.approx([ref["drop_ci95_low_pp"],
+                                                     ref["drop_ci95_high_pp"]])
+        assert got["drop_pp"] < 2.0 < 50.0 < plain["drop_pp"]
+        assert acc.predicted(assign, 32, mode) < 0.1 * acc.predicted(assign, 32)
+    key = acc.cache_key(assign, 32, "bias", 4)
+    assert key != acc.cache_key(assign, 32, "bias", 8) != acc.cache_key(assign, 32)
+
+
+def test_corrected_points_cost_their_correction_and_emit_it(acc, table, tmp_path):
+    """The correction logic's area comes on top of the PEs (cv more than bias, more with more
+    columns); the emitted hw.gen command builds a corrected bank whose constants are wide
+    enough for every layer the search fitted."""
+    from hw.gen import generate
+    from sim.dse.api import hwgen_commands
+
+    hw = Hardware(acc.graph, area=f"table:{table}", carbon=carbon_model(28),
+                  cache=Cache(tmp_path / "c"))
+    assign = (("fc1", "truncated7"), ("fc2", "exact"), ("fc3", "drum4"))
+    plain = hw.area(Point(assign, 2, 2))
+    bias = hw.area(Point(assign, 2, 2, correction="bias"))
+    cv = hw.area(Point(assign, 2, 2, correction="cv"))
+    assert plain < bias < cv
+    wide = hw.correction_area("truncated7", "bias", 2, 4, "ws", 32)
+    assert wide > hw.correction_area("truncated7", "bias", 2, 2, "ws", 32) > 0
+    p = Point(assign, 2, 2, correction="cv")
+    widths = acc.correction_widths(p.assignment, 32, "cv", 2)
+    (cmd,) = hwgen_commands(p, widths=widths)
+    words = shlex.split(cmd)
+    assert words[3:5] == ["--bank", "truncated7,exact,drum4"] and "--correction" in words
+    opts = {}
+    for flag, key in (("--corr-alpha-bits", "corr_alpha_bits"),
+                      ("--corr-beta-bits", "corr_beta_bits")):
+        opts[key] = int(words[words.index(flag) + 1])
+    gen = generate(rows=2, cols=2, bank="truncated7,exact,drum4", correction="cv", **opts)
+    arrays = gen.manifest["bank"]["arrays"]
+    assert [bool(a["array"].get("correction")) for a in arrays] == [True, False, True]
+    for t in acc.corrected(p.assignment, 32, "cv", 2).values():
+        fmt = getattr(t, "correction", None)
+        if fmt is not None:                  # every fitted layer's constants fit the hardware
+            hwf = arrays[0]["array"]["correction"]
+            assert fmt.frac == hwf["frac_bits"]
+            assert fmt.alpha_bits <= hwf["alpha_bits"] and fmt.beta_bits <= hwf["beta_bits"]
+
+
 def test_bit_exact_accuracy_equals_sim_dnn(acc):
     from sim.dnn import evaluate, load_digits_split, load_model
 

@@ -169,6 +169,37 @@ def test_bank_manifest_ports_and_command(tmp_path, capsys):
     assert (tmp_path / "b" / f"{top}.v").read_bytes() == verilog.encode()
 
 
+def test_corrected_bank_manifest(tmp_path, capsys):
+    """hw.gen --bank ... --correction: every approximate array corrected in one format, the
+    exact array not; the ports are a corrected array's (plus select); per-array timing; the
+    manifest's command gives the same bytes again."""
+    args = ["--rows", "3", "--bank", "exact,truncated6,drum4", "--correction", "cv"]
+    code, out, err = _run(args + ["-o", str(tmp_path / "a")], capsys)
+    assert code == 0, err
+    top = "axm_ws_3x3_bank_exact_truncated6_drum4_8s_cv"
+    man = json.loads((tmp_path / "a" / f"{top}.json").read_text())
+    verilog = (tmp_path / "a" / f"{top}.v").read_text()
+    listed = {p["name"]: (p["direction"], p["width"]) for p in man["ports"]}
+    assert listed == _verilog_ports(verilog, top)
+    single = generate(rows=3, mult="truncated6,drum4,drum4", mult_per="row", correction="cv")
+    fmt = single.manifest["array"]["correction"]
+    arrays = man["bank"]["arrays"]
+    assert [a["array"].get("correction", {}).get("mode") for a in arrays] == [None, "cv", "cv"]
+    for a in arrays[1:]:      # one format for both: the one fitted to both multipliers
+        assert {k: a["array"]["correction"][k] for k in ("frac_bits", "alpha_bits", "beta_bits")} \
+            == {k: fmt[k] for k in ("frac_bits", "alpha_bits", "beta_bits")}
+    plain = generate(rows=3, mult="exact").manifest
+    assert {k: v for k, v in listed.items() if k != "select"} == \
+        {p["name"]: (p["direction"], p["width"]) for p in single.manifest["ports"]}
+    assert [a["timing"]["latency_cycles"] for a in arrays] == \
+        [plain["timing"]["latency_cycles"]] + [plain["timing"]["latency_cycles"] + 1] * 2
+    assert man["bank"]["correction"]["arrays"] == [1, 2]
+    words = man["command"].split()[3:]
+    assert "--correction" in words
+    assert _run(words + ["-o", str(tmp_path / "b")], capsys)[0] == 0
+    assert (tmp_path / "b" / f"{top}.v").read_bytes() == verilog.encode()
+
+
 def test_multiplier_only(tmp_path, capsys):
     code, out, err = _run(["--mult", "mitchell", "--width", "6", "--unsigned", "-o",
                            str(tmp_path)], capsys)

@@ -52,6 +52,8 @@ ARRAYS = [
     # banks of arrays (hw.gen --bank, issue 14): 3 arrays (select 2 bits, an unused value), 2
     dict(rows=3, cols=2, bank="exact,truncated4,bam2_6"),
     dict(rows=2, cols=3, bank="drum4,mitchell", dataflow="os", signed=False, pipeline=True),
+    # a corrected bank: exact uncorrected beside corrected arrays (os: the row-sum drain)
+    dict(rows=2, cols=2, bank="exact,perforated2", dataflow="os", correction="bias"),
 ]
 
 

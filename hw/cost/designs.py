@@ -171,27 +171,30 @@ def array(spec: MultiplierSpec, rows: int, cols: int, *, dataflow: str = "ws",
 
 
 def bank(specs, rows: int, cols: int, *, dataflow: str = "ws", acc_width: int = 32,
-         overflow: str = "wrap", pipeline: bool = False) -> Design:
+         overflow: str = "wrap", pipeline: bool = False, correction: str = "none") -> Design:
     """A :class:`hw.bank.ArrayBank`: one ``rows x cols`` array per multiplier of ``specs``
-    behind one set of streams (``hw.gen --bank``)."""
-    sysmod = _optional("hw.systolic", "a bank design")
+    behind one set of streams (``hw.gen --bank``); ``correction``: every approximate array
+    corrected in one format with ``hw.gen``'s default widths (:func:`hw.bank.bank_arrays`)."""
     bankmod = _optional("hw.bank", "a bank design")
     specs = list(specs)
 
     def build():
-        return bankmod.ArrayBank([sysmod.SystolicArray(rows, cols, spec, dataflow=dataflow,
-                                                       acc_width=acc_width, overflow=overflow,
-                                                       pipeline=pipeline) for spec in specs])
+        arrays, _ = bankmod.bank_arrays(specs, rows, cols, dataflow=dataflow,
+                                        acc_width=acc_width, overflow=overflow,
+                                        pipeline=pipeline, correction=correction)
+        return bankmod.ArrayBank(arrays)
 
-    _validate(build)
+    _validate(build)                         # CorrectionError is a ValueError
     names = ",".join(spec.full_name for spec in specs)
     label = (f"bank:{names}:{rows}x{cols}:{dataflow}:A{acc_width}:{overflow}"
-             + (":pipe" if pipeline else ""))
+             + (":pipe" if pipeline else "")
+             + (f":{correction}" if correction != "none" else ""))
     return Design(label, build, pe_count=len(specs) * rows * cols,
                   info={"kind": "bank", "multipliers": [s.full_name for s in specs],
                         "width": specs[0].width, "signed": specs[0].signed, "rows": rows,
                         "cols": cols, "dataflow": dataflow, "acc_width": acc_width,
-                        "overflow": overflow, "pipeline": pipeline},
+                        "overflow": overflow, "pipeline": pipeline,
+                        **({"correction": correction} if correction != "none" else {})},
                   extra_verilog=extra_verilog_sources(specs))
 
 
@@ -199,15 +202,13 @@ def make_bank(names, *, width: int = 8, signed: bool = True, rows: int = 2, cols
               correction=None, **options) -> Design:
     """:func:`bank` of multiplier ``names`` (``None`` options dropped; one-line
     :class:`CostError` on bad input)."""
-    if correction not in (None, "none"):
-        raise CostError("--correction does not apply to a bank (--kind bank) yet")
     try:
         specs = [parse(n, width=width, signed=signed) for n in names]
     except MultiplierError as err:
         raise CostError(str(err)) from None
     if len(set(specs)) != len(specs):
         raise CostError("a bank lists a multiplier twice")
-    return bank(specs, rows, rows if cols is None else cols,
+    return bank(specs, rows, rows if cols is None else cols, correction=correction or "none",
                 **{k: v for k, v in options.items() if v is not None})
 
 

@@ -1,5 +1,5 @@
 """``python -m sim.dse``: design-space exploration of per-layer approximate multipliers, array
-shape, dataflow and accumulator width for a network (docs/dse.md).
+shape, dataflow, accumulator width and output correction for a network (docs/dse.md).
 
 Options override the config file (``--config``), which overrides the defaults."""
 
@@ -53,6 +53,10 @@ def build_parser() -> Parser:
     p.add_argument("--dataflow", type=_list(str), metavar="LIST", help="ws, os or ws,os")
     p.add_argument("--acc-width", type=_list(integer(16, 62)), metavar="LIST",
                    help="accumulator widths, 16..62 (default 32)")
+    p.add_argument("--correction", type=_list(str), metavar="LIST",
+                   help="output correction of the approximate arrays to consider: none, bias, "
+                        "cv, e.g. none,bias,cv (default none; ws only; labels NAME+MODE; "
+                        "docs/correction.md)")
     p.add_argument("--objectives", type=_list(str), metavar="LIST",
                    help=f"from {', '.join(OBJECTIVES)} (default drop,area)")
     p.add_argument("--algorithm", choices=ALGORITHMS,
@@ -108,7 +112,8 @@ def _settings(args, cfg: dict) -> dict:
     extra = set(search) - known_search
     if extra:
         raise UsageError(f"config [search]: unknown key(s) {', '.join(sorted(extra))}")
-    extra = set(space) - {"mult", "rows", "cols", "dataflow", "acc_width", "layers"}
+    extra = set(space) - {"mult", "rows", "cols", "dataflow", "acc_width", "correction",
+                          "layers"}
     if extra:
         raise UsageError(f"config [space]: unknown key(s) {', '.join(sorted(extra))}")
 
@@ -124,7 +129,7 @@ def _settings(args, cfg: dict) -> dict:
                         "max_drop", "drop_bound", "max_arrays", "report_max", "area")})
     s["seed"] = args.seed if args.seed is not None else search.get("seed", 0)
     s["mult"] = split_mults(args.mult) if args.mult else space.get("mult", DEFAULTS["mult"])
-    for k in ("rows", "cols", "dataflow", "acc_width"):
+    for k in ("rows", "cols", "dataflow", "acc_width", "correction"):
         s[k] = getattr(args, k) if getattr(args, k) is not None else space.get(k, DEFAULTS[k])
     if not isinstance(space.get("layers", {}), dict):
         raise UsageError("config [space.layers] must be a table of LAYER = [NAMES]")
@@ -136,7 +141,7 @@ def _settings(args, cfg: dict) -> dict:
         layers[layer.strip()] = split_mults(names, option="--layer")
     s["layers"] = layers
     s["energy"] = args.energy or bool(search.get("energy", False))
-    for k in ("mult", "rows", "cols", "dataflow", "acc_width", "objectives"):
+    for k in ("mult", "rows", "cols", "dataflow", "acc_width", "correction", "objectives"):
         v = s[k]
         if isinstance(v, (str, int)) and not isinstance(v, bool):
             s[k] = [v]
@@ -164,7 +169,7 @@ def _check_types(s: dict) -> None:
     for k in ("model", "dataset", "area", "algorithm", "screen", "drop_bound"):
         if s.get(k) is not None and not isinstance(s[k], str):
             raise UsageError(f"{k} must be a string, not {s[k]!r}")
-    for k in ("mult", "objectives", "dataflow"):
+    for k in ("mult", "objectives", "dataflow", "correction"):
         if not all(isinstance(x, str) for x in s[k]):
             raise UsageError(f"{k} must be a list of names, not {s[k]!r}")
     for k in ("rows", "cols", "acc_width"):
@@ -215,7 +220,8 @@ def _main(argv) -> int:
                        f"layers {', '.join(layers)}")
     space = Space(layers, tuple(tuple(s["layers"].get(l, s["mult"])) for l in layers),
                   rows=tuple(s["rows"]), cols=None if s["cols"] is None else tuple(s["cols"]),
-                  dataflows=tuple(s["dataflow"]), acc_widths=tuple(s["acc_width"]))
+                  dataflows=tuple(s["dataflow"]), acc_widths=tuple(s["acc_width"]),
+                  corrections=tuple(s["correction"]))
     settings = {"model": s["model"], "dataset": s["dataset"], "images": s["images"],
                 "seed": 0, "overflow": "wrap"}
     executor = make_executor(args.jobs, args.scheduler)

@@ -17,7 +17,12 @@ bit-exact int8 inference on the validation images (every reported point).
   on other data for an unbiased figure).
 
 Accuracy does not depend on the array shape or dataflow (the golden model is exact per GEMM),
-only on the assignment, the accumulator width and the overflow rule.
+only on the assignment, the accumulator width and the overflow rule; with an output correction
+(``bias``/``cv``, :mod:`sim.correction`) also on the array's ``rows``, the depth of the tiles
+whose constants the host computes: every approximate layer runs as ``sim.dnn --correction``
+runs it (:func:`sim.dnn.evaluate.corrected_targets`, constants fitted to the layer's
+activation histogram over the calibration images), and the predictor uses the error left after
+the correction (:func:`sim.correction.residual_moments`).
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ class AccuracyModel:
         shape = (-1,) + tuple(self.graph.input_shape)
         self.x = data.x_test.reshape(shape)
         self.y = data.y_test
-        x_cal = data.x_calib.reshape(shape)
+        x_cal = self._x_cal = data.x_calib.reshape(shape)
         self.overflow = settings.get("overflow", "wrap")
         self.qm = QuantizedModel(self.graph, x_cal)
         self.layers = tuple(n.name for n in self.graph.gemm_nodes())
@@ -77,6 +82,7 @@ class AccuracyModel:
                          "overflow": self.overflow}
         self._ref = {}
         self._terms = {}
+        self._hists = {}
 
     # -- the int8-exact reference ------------------------------------------------------------
     def reference(self, acc_width: int) -> dict:
@@ -86,11 +92,11 @@ class AccuracyModel:
             self._ref[acc_width] = {"ok": logits.argmax(axis=1) == self.y, "rec": rec}
         return self._ref[acc_width]
 
-    def _layer_term(self, layer: str, name: str, acc_width: int) -> float:
-        key = (layer, name, acc_width)
+    def _layer_term(self, layer: str, name: str, acc_width: int, correction: str) -> float:
+        key = (layer, name, acc_width, correction)
         if key not in self._terms:
             from hw.mult import parse
-            from sim.dnn.predictor import histogram, predict_gemm
+            from sim.dnn.predictor import histogram, predict, predict_gemm
 
             spec = parse(name, width=8, signed=True)
             r = self.reference(acc_width)["rec"][layer]
@@ -102,23 +108,65 @@ class AccuracyModel:
             signal = float((np.asarray(r["acc"], np.float64) ** 2).sum())
             if spec.name == "exact" or signal == 0:
                 self._terms[key] = 0.0
-            else:
+            elif correction == "none":
                 p = predict_gemm(spec, m, k, n, dist_a=histogram(spec, a),
                                  dist_b=histogram(spec, b))
                 self._terms[key] = p.energy / signal
+            else:                                   # what the correction leaves
+                from sim.correction import residual_moments
+                mo = residual_moments(spec, correction, histogram(spec, a), histogram(spec, b))
+                self._terms[key] = predict(mo["mu"], mo["var"], m, k, n).energy / signal
         return self._terms[key]
 
-    def predicted(self, assign: dict, acc_width: int) -> float:
-        """Total relative distortion of ``assign`` (``{layer: name}``)."""
-        return float(sum(self._layer_term(l, assign[l], acc_width) for l in self.layers))
+    def predicted(self, assign: dict, acc_width: int, correction: str = "none") -> float:
+        """Total relative distortion of ``assign`` (``{layer: name}``), after ``correction``."""
+        return float(sum(self._layer_term(l, assign[l], acc_width, correction)
+                         for l in self.layers))
 
-    def measured(self, assign: dict, acc_width: int) -> dict:
-        """Bit-exact accuracy of ``assign`` and its drop against int8-exact (pp, 95 % CI)."""
-        from sim.dnn import stats
+    def _histograms(self, acc_width: int) -> dict:
+        if acc_width not in self._hists:
+            from sim.dnn.evaluate import activation_histograms
+            self._hists[acc_width] = activation_histograms(
+                self.qm, self._x_cal, acc_width=acc_width, overflow=self.overflow)
+        return self._hists[acc_width]
+
+    def corrected(self, assign: dict, acc_width: int, correction: str, rows: int) -> dict:
+        """``{layer: target}`` of ``assign`` with the output correction on ``rows``-deep ws
+        tiles (:func:`sim.dnn.evaluate.corrected_targets`); plain targets for ``none``."""
+        from sim.correction import CorrectionError
+        from sim.dnn.evaluate import corrected_targets
         from sim.dnn.quant import resolve_assignment
 
-        ref = self.reference(acc_width)["ok"]
         targets = resolve_assignment(self.graph, dict(assign), True)
+        if correction == "none":
+            return targets
+        try:
+            return corrected_targets(targets, correction, self._histograms(acc_width),
+                                     rows=rows, acc_width=acc_width, overflow=self.overflow)
+        except CorrectionError as exc:
+            raise DseError(str(exc)) from None
+
+    def correction_widths(self, assign: dict, acc_width: int, correction: str,
+                          rows: int) -> dict:
+        """The widest constants the host loads for ``assign`` (``{"alpha_bits",
+        "beta_bits"}`` over its corrected layers), so the emitted hardware holds every
+        layer's constants; ``{}`` without a correction."""
+        widths = {}
+        for t in self.corrected(assign, acc_width, correction, rows).values():
+            fmt = getattr(t, "correction", None)
+            if fmt is not None:
+                for k in ("alpha_bits", "beta_bits"):
+                    widths[k] = max(widths.get(k, 0), getattr(fmt, k))
+        return widths
+
+    def measured(self, assign: dict, acc_width: int, correction: str = "none",
+                 rows: int = 16) -> dict:
+        """Bit-exact accuracy of ``assign`` (with ``correction`` on ``rows``-deep tiles) and
+        its drop against int8-exact (pp, 95 % CI)."""
+        from sim.dnn import stats
+
+        ref = self.reference(acc_width)["ok"]
+        targets = self.corrected(assign, acc_width, correction, rows)
         logits = self.qm.run(self.x, targets, acc_width=acc_width, overflow=self.overflow,
                              signed=True)
         if isinstance(logits, tuple):
@@ -131,9 +179,13 @@ class AccuracyModel:
                 "drop_ci95_pp": [cmp["drop_ci95_low_pp"], cmp["drop_ci95_high_pp"]],
                 "mcnemar_p": cmp["mcnemar_p"], "n": int(len(ok))}
 
-    def cache_key(self, assign: dict, acc_width: int) -> dict:
-        return {"identity": self.identity, "assign": dict(assign), "acc_width": acc_width,
-                "what": "bit-exact accuracy"}
+    def cache_key(self, assign: dict, acc_width: int, correction: str = "none",
+                  rows: int | None = None) -> dict:
+        key = {"identity": self.identity, "assign": dict(assign), "acc_width": acc_width,
+               "what": "bit-exact accuracy"}
+        if correction != "none":
+            key.update(correction=correction, rows=rows)
+        return key
 
 
 def _network(name: str, data):

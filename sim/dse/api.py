@@ -22,27 +22,48 @@ DEFAULTS = {"model": "digits-mlp", "dataset": "digits", "images": None, "seed": 
             "overflow": "wrap", "mult": ["exact", "truncated4", "truncated6", "drum4",
                                          "bam2_6"],
             "rows": [16], "cols": None, "dataflow": ["ws"], "acc_width": [32],
+            "correction": ["none"],
             "objectives": ["drop", "area"], "algorithm": "auto", "screen": "predictor",
             "population": 40, "generations": 25, "max_drop": None, "drop_bound": "estimate",
             "max_arrays": None, "report_max": 32, "area": "pe"}
 
 
-def hwgen_commands(p: Point, out: str = "out") -> list:
+def _correction_args(p: Point, names, widths) -> list:
+    """``--correction MODE`` and widths that hold every layer's constants: the larger of
+    ``widths`` (:meth:`sim.dse.accuracy.AccuracyModel.correction_widths`) and ``hw.gen``'s
+    default for the corrected arrays ``names``."""
+    corrected = [m for m in names if p.corrected(m)]
+    if not corrected:
+        return []
+    from hw.mult import parse
+    from sim.correction import default_format
+    fmt = default_format(p.correction, [parse(m, width=8, signed=True) for m in corrected],
+                         rows=p.rows, dataflow=p.dataflow, acc_width=p.acc_width)
+    widths = widths or {}
+    args = ["--correction", p.correction]
+    if p.correction == "cv":
+        args += ["--corr-alpha-bits", str(max(fmt.alpha_bits, widths.get("alpha_bits", 0)))]
+    return args + ["--corr-beta-bits", str(max(fmt.beta_bits, widths.get("beta_bits", 0)))]
+
+
+def hwgen_commands(p: Point, out: str = "out", widths=None) -> list:
     """The ``python -m hw.gen`` command(s) that emit ``p``'s hardware: one array, or its bank
     of arrays (one per multiplier; a layer runs on the array of its multiplier) as one
     ``--bank`` design with a ``select`` input (banks of more than ``hw.bank.MAX_BANK``
-    arrays: one command per array)."""
+    arrays: one command per array). A corrected point's commands carry ``--correction`` and
+    constant widths that hold ``widths`` (the widest constants of its layers)."""
     from hw.bank import MAX_BANK
 
     common = ["--rows", str(p.rows), "--cols", str(p.cols), "--width", "8", "--signed",
               "--dataflow", p.dataflow, "--acc-width", str(p.acc_width)]
     if 1 < p.arrays <= MAX_BANK:
         return [shlex.join(["python", "-m", "hw.gen", "--bank", ",".join(p.mults), *common,
-                            "-o", f"{out}/bank"])]
+                            *_correction_args(p, p.mults, widths), "-o", f"{out}/bank"])]
     cmds = []
     for i, m in enumerate(p.mults):
-        folder = f"{out}/array{i}_{m}" if p.arrays > 1 else f"{out}/{m}"
-        cmds.append(shlex.join(["python", "-m", "hw.gen", "--mult", m, *common, "-o", folder]))
+        folder = f"{out}/array{i}_{m}" if p.arrays > 1 else f"{out}/{p.array_label(m)}"
+        cmds.append(shlex.join(["python", "-m", "hw.gen", "--mult", m, *common,
+                                *_correction_args(p, [m], widths), "-o", folder]))
     return cmds
 
 
@@ -91,12 +112,13 @@ def explore(space: Space, *, settings: dict, objectives=("drop", "area"), algori
     chosen = pick_spread(sorted(ex.screened_ranks(report_max), key=lambda r: r["F"]),
                          report_max)
     # single-multiplier baselines on each reported array configuration
-    hw_keys = list(dict.fromkeys((r["point"].rows, r["point"].cols, r["point"].dataflow,
-                                  r["point"].acc_width) for r in chosen))
+    hw_keys = list(dict.fromkeys(key for r in chosen for key in (
+        (r["point"].rows, r["point"].cols, r["point"].dataflow, r["point"].acc_width, c)
+        for c in dict.fromkeys(("none", r["point"].correction)))))
     baselines = []
-    for rows, cols, df, accw in hw_keys:
-        like = Point((), rows, cols, df, accw)
-        baselines += ex.uniform_points(like)
+    for rows, cols, df, accw, corr in hw_keys:
+        like = Point((), rows, cols, df, accw, corr)
+        baselines += [b for b in ex.uniform_points(like) if b not in baselines]
     base_recs = ex.screen(baselines)
     chosen_pts = {c["point"] for c in chosen}
     records = chosen + [r for r in base_recs if r["point"] not in chosen_pts]
@@ -109,7 +131,8 @@ def explore(space: Space, *, settings: dict, objectives=("drop", "area"), algori
         r["front"] = i in front_idx
         r["baseline"] = p in baseline_set
         r["feasible"] = max_drop is None or _drop_for(r, drop_bound) <= max_drop
-        r["hw_gen"] = hwgen_commands(p)
+        r["hw_gen"] = hwgen_commands(p, widths=acc.correction_widths(
+            p.assignment, p.acc_width, p.correction, p.rows))
         r["F"] = [float(v) for v in r["F"]]
         by_label[r["label"]] = (r, p)
     front = sorted((r for r in reported if r["front"]), key=lambda r: r["F"])

@@ -103,9 +103,10 @@ class Explorer:
             start = time.perf_counter()
             if self.screen_mode == "exact":
                 res = self.measure(new)
-                drops = [res[(p.assign, p.acc_width)]["drop_pp"] for p in new]
+                drops = [res[p.accuracy_key]["drop_pp"] for p in new]
             else:
-                drops = [self.acc.predicted(p.assignment, p.acc_width) for p in new]
+                drops = [self.acc.predicted(p.assignment, p.acc_width, p.correction)
+                         for p in new]
             for p, d in zip(new, drops):
                 m = self.hw.metrics(p, self.objectives)
                 m["drop"] = float(d)
@@ -120,12 +121,12 @@ class Explorer:
     def measure(self, points) -> dict:
         """Bit-exact accuracy of ``points`` (cached by content; computed through the
         executor, each result cached as it arrives)."""
-        keys = list(dict.fromkeys((p.assign, p.acc_width) for p in points))
+        keys = list(dict.fromkeys(p.accuracy_key for p in points))
         todo = []
         for k in keys:
             if k in self.measured:
                 continue
-            hit = self.cache.get(CACHE_KIND, self.acc.cache_key(dict(k[0]), k[1]))
+            hit = self.cache.get(CACHE_KIND, self.acc.cache_key(dict(k[0]), *k[1:]))
             if hit is not None:
                 self.measured[k] = hit
                 self.stats["cached"] += 1
@@ -133,7 +134,7 @@ class Explorer:
                 todo.append(k)
         if todo:
             start = time.perf_counter()
-            items = [(dict(a), acc) for a, acc in todo]
+            items = [(dict(k[0]), *k[1:]) for k in todo]
             for i, result in self.executor.map(self.settings, items):
                 self.measured[todo[i]] = result
                 self.cache.put(CACHE_KIND, self.acc.cache_key(*items[i]), result)
@@ -168,7 +169,7 @@ class Explorer:
         rows = []
         for r in records:
             p = r["point"]
-            acc = res[(p.assign, p.acc_width)]
+            acc = res[p.accuracy_key]
             m = dict(r["metrics"])
             screen = m.pop("drop")
             row = {"label": p.label, **p.as_dict(), **m, **acc,
@@ -181,7 +182,8 @@ class Explorer:
     def uniform_points(self, like: Point) -> list:
         """The single-multiplier points on ``like``'s array (one per common candidate)."""
         return [Point(tuple((l, m) for l in self.space.layers), like.rows, like.cols,
-                      like.dataflow, like.acc_width) for m in self.space.uniform_names()]
+                      like.dataflow, like.acc_width, like.correction)
+                for m in self.space.uniform_names()]
 
 
 def pick_spread(records, limit: int) -> list:

@@ -9,7 +9,10 @@ changes), and what is unavailable degrades to a labelled fallback:
   :func:`hw.cost.power.pe_gate_area`), ``mult`` - the multiplier alone (:func:`hw.cost.synthesize`,
   target ``gate``), both synthesised with Yosys once and cached by ``hw.cost``; ``table:FILE`` -
   the ``gate_area`` column of a ``hw.cost`` sweep CSV (``name,signed,gate_area,...``; the
-  multiplier alone), no tool run. Edges, buffers and the bank's routing are not counted.
+  multiplier alone), no tool run. Edges, buffers and the bank's routing are not counted. A
+  corrected array (``--correction``) adds its correction logic: the gate area of the whole
+  ``rows x cols`` array with the correction minus the same array without it (both synthesised
+  by ``hw.cost``, cached; each multiplier's own default format, where the bank shares one).
 * **Latency**: cycles of batch-1 inference, layer by layer, on the point's array from
   :func:`sim.perf.layer_schedule` (the RTL's schedule), at ``sim.perf``'s clock (default
   :data:`hw.cost.power.ENERGY_DEFAULTS` ``clock_mhz``). Without ``sim.perf``: ideal cycles
@@ -19,6 +22,9 @@ changes), and what is unavailable degrades to a labelled fallback:
   idle arrays of a bank are taken as power-gated (no leakage). Needs Yosys (cached).
 * **Carbon**: :mod:`sim.dse.carbon` on the point's total gate area; carbon-delay product
   ``cdp = carbon (g) x latency (s)``.
+
+Not counted for a corrected array: the one extra cycle of latency per tile and the energy of
+the correction logic (its area, and so its embodied carbon, is counted).
 """
 
 from __future__ import annotations
@@ -91,6 +97,7 @@ class Hardware:
         if energy and not self.perf:
             raise DseError("energy needs sim.perf, which cannot be imported here")
         self._pe_area = {}
+        self._corr_area = {}
         self._cycles = {}
         self._energy = {}
         self._layers = None
@@ -122,10 +129,28 @@ class Hardware:
         from hw.cost import multiplier, synthesize
         return float(synthesize(multiplier(spec), "gate", cache=self.cache).gate_area)
 
+    def correction_area(self, name: str, mode: str, rows: int, cols: int, dataflow: str,
+                        acc_width: int) -> float:
+        """Gate area of the correction logic of one ``rows x cols`` array of ``name``."""
+        key = (name, mode, rows, cols, dataflow, acc_width)
+        if key not in self._corr_area:
+            from hw.cost import array, synthesize
+            from hw.mult import parse
+            spec = parse(name, width=8, signed=True)
+            with_c, plain = (synthesize(array(spec, rows, cols, dataflow=dataflow,
+                                              acc_width=acc_width, correction=c), "gate",
+                                        cache=self.cache).gate_area for c in (mode, "none"))
+            self._corr_area[key] = float(with_c - plain)
+        return self._corr_area[key]
+
     def area(self, point) -> float:
-        return float(sum(point.rows * point.cols * self.pe_area(m, point.dataflow,
-                                                                point.acc_width)
-                         for m in point.mults))
+        total = 0.0
+        for m in point.mults:
+            total += point.rows * point.cols * self.pe_area(m, point.dataflow, point.acc_width)
+            if point.corrected(m):
+                total += self.correction_area(m, point.correction, point.rows, point.cols,
+                                              point.dataflow, point.acc_width)
+        return float(total)
 
     # -- latency ------------------------------------------------------------------------------
     def _perf_layers(self):

@@ -1,7 +1,8 @@
 """Where bit-exact evaluations run: in this process, on a Dask ``LocalCluster`` (default: 2
 worker processes, one thread each) or on an existing Dask scheduler (``--scheduler ADDRESS``).
 
-Work items are ``(assignment, acc_width)`` pairs; a task evaluates a chunk of them with the
+Work items are ``(assignment, acc_width)`` pairs, or ``(assignment, acc_width, correction,
+rows)`` for a corrected bank (:meth:`sim.dse.accuracy.AccuracyModel.measured`); a task evaluates a chunk of them with the
 worker's own :class:`sim.dse.accuracy.AccuracyModel`, built once per worker process from the
 JSON-able settings (:func:`sim.dse.accuracy.accuracy_model`). Results come back as they finish,
 so the caller caches each one at once (a run interrupted later resumes from there).
@@ -18,11 +19,11 @@ __all__ = ["LocalExecutor", "DaskExecutor", "make_executor", "measure_chunk"]
 
 
 def measure_chunk(settings: dict, items: list) -> list:
-    """Evaluate ``[(assign, acc_width), ...]`` (runs on a worker)."""
+    """Evaluate ``[(assign, acc_width[, correction, rows]), ...]`` (runs on a worker)."""
     from .accuracy import accuracy_model
 
     model = accuracy_model(settings)
-    return [model.measured(assign, acc) for assign, acc in items]
+    return [model.measured(*item) for item in items]
 
 
 class LocalExecutor:

@@ -17,6 +17,7 @@ into the explorer's archive (the front is taken from the whole archive afterward
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -76,58 +77,59 @@ def greedy(ex, *, max_drop: float | None = None, **_) -> None:
     cost_obj = next(i for i, o in enumerate(ex.objectives) if o != "drop")
     drop_obj = ex.objectives.index("drop")
     n = len(space.layers)
-    for shape_i in range(len(space.shapes)):
-        for df_i in range(len(space.dataflows)):
-            for acc_i in range(len(space.acc_widths)):
-                hw = [shape_i, df_i, acc_i]
-                acc = space.acc_widths[acc_i]
-                # most accurate candidate per layer (predictor terms: the sensitivity table)
-                start = []
-                for l, cands in zip(space.layers, space.candidates):
-                    terms = [ex.acc._layer_term(l, c, acc) for c in cands]
-                    start.append(int(np.argmin(terms)))
-                cur = ex.screen([space.decode(start + hw)])[0]
-                x = list(start)
-                walk = [cur["point"]]
-                ex.trajectories.append(walk)
-                while True:
-                    moves, xs = [], []
-                    for i in range(n):                  # one layer to another multiplier
-                        for j in range(len(space.candidates[i])):
-                            if j != x[i]:
-                                y = list(x)
-                                y[i] = j
-                                xs.append(y)
-                    cur_names = [space.candidates[i][x[i]] for i in range(n)]
-                    for m in dict.fromkeys(cur_names):  # one array of the bank to another
-                        group = [i for i in range(n) if cur_names[i] == m]
-                        if len(group) < 2:
-                            continue
-                        for c in space.candidates[group[0]]:
-                            if c != m and all(c in space.candidates[i] for i in group):
-                                y = list(x)
-                                for i in group:
-                                    y[i] = space.candidates[i].index(c)
-                                xs.append(y)
-                    moves = [space.decode(y + hw) for y in xs]
-                    if not moves:
-                        break
-                    best, best_score = None, -math.inf
-                    for y, r in zip(xs, ex.screen(moves)):
-                        saving = cur["F"][cost_obj] - r["F"][cost_obj]
-                        if saving <= 0 or not r["feasible"]:
-                            continue
-                        if ex.screen_mode == "exact" and max_drop is not None \
-                                and r["F"][drop_obj] > max_drop:
-                            continue
-                        loss = max(r["F"][drop_obj] - cur["F"][drop_obj], 0.0)
-                        score = saving / (loss + 1e-12)
-                        if score > best_score:
-                            best, best_score = (y, r), score
-                    if best is None:
-                        break
-                    x, cur = best
-                    walk.append(cur["point"])
+    for shape_i, df_i, acc_i, corr_i in itertools.product(
+            range(len(space.shapes)), range(len(space.dataflows)),
+            range(len(space.acc_widths)), range(len(space.corrections))):
+        hw = [shape_i, df_i, acc_i, corr_i]
+        acc = space.acc_widths[acc_i]
+        corr = space.corrections[corr_i]
+        # most accurate candidate per layer (predictor terms: the sensitivity table)
+        start = []
+        for l, cands in zip(space.layers, space.candidates):
+            terms = [ex.acc._layer_term(l, c, acc, corr) for c in cands]
+            start.append(int(np.argmin(terms)))
+        cur = ex.screen([space.decode(start + hw)])[0]
+        x = list(start)
+        walk = [cur["point"]]
+        ex.trajectories.append(walk)
+        while True:
+            moves, xs = [], []
+            for i in range(n):                  # one layer to another multiplier
+                for j in range(len(space.candidates[i])):
+                    if j != x[i]:
+                        y = list(x)
+                        y[i] = j
+                        xs.append(y)
+            cur_names = [space.candidates[i][x[i]] for i in range(n)]
+            for m in dict.fromkeys(cur_names):  # one array of the bank to another
+                group = [i for i in range(n) if cur_names[i] == m]
+                if len(group) < 2:
+                    continue
+                for c in space.candidates[group[0]]:
+                    if c != m and all(c in space.candidates[i] for i in group):
+                        y = list(x)
+                        for i in group:
+                            y[i] = space.candidates[i].index(c)
+                        xs.append(y)
+            moves = [space.decode(y + hw) for y in xs]
+            if not moves:
+                break
+            best, best_score = None, -math.inf
+            for y, r in zip(xs, ex.screen(moves)):
+                saving = cur["F"][cost_obj] - r["F"][cost_obj]
+                if saving <= 0 or not r["feasible"]:
+                    continue
+                if ex.screen_mode == "exact" and max_drop is not None \
+                        and r["F"][drop_obj] > max_drop:
+                    continue
+                loss = max(r["F"][drop_obj] - cur["F"][drop_obj], 0.0)
+                score = saving / (loss + 1e-12)
+                if score > best_score:
+                    best, best_score = (y, r), score
+            if best is None:
+                break
+            x, cur = best
+            walk.append(cur["point"])
 
 
 def run(ex, algorithm: str = "auto", **options) -> str:

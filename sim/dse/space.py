@@ -1,11 +1,15 @@
 """The design space: per-layer multiplier candidates, array shape, dataflow, accumulator width.
 
 A :class:`Point` is one design: a multiplier for every GEMM layer of the network and one array
-configuration (``rows x cols``, dataflow, accumulator width). The hardware of a point is a
-*bank* of arrays of that configuration, one per distinct multiplier of the assignment, each
-layer routed to the array of its multiplier (AutoApprox, DATE 2022); a uniform assignment is a
-single array. :class:`Space` encodes points as integer vectors (one index per variable) for the
-search algorithms.
+configuration (``rows x cols``, dataflow, accumulator width, output correction). The hardware
+of a point is a *bank* of arrays of that configuration, one per distinct multiplier of the
+assignment, each layer routed to the array of its multiplier (AutoApprox, DATE 2022); a uniform
+assignment is a single array. The correction (``none``, ``bias``, ``cv``; :mod:`sim.correction`,
+``hw.gen --correction``) is a property of the bank: every approximate array gets it, exact
+arrays have nothing to correct (``hw.gen --bank ... --correction``); labels write a corrected
+array ``NAME+MODE``. Corrected points need the ws dataflow (the emulation corrects ws tiles).
+:class:`Space` encodes points as integer vectors (one index per variable) for the search
+algorithms.
 
 Config file (TOML), every key optional but the candidates::
 
@@ -18,6 +22,7 @@ Config file (TOML), every key optional but the candidates::
     cols = [8, 16]                # default: the rows (square arrays)
     dataflow = ["ws"]
     acc_width = [32]
+    correction = ["none", "bias", "cv"]          # output correction of the approximate arrays
     [space.layers]                # per-layer candidates (replace ``mult`` for that layer)
     fc3 = ["exact", "truncated4"]
     [search]                      # command-line option names, without the dashes
@@ -38,9 +43,11 @@ from hw.mult import MultiplierError, parse
 
 from .errors import DseError
 
-__all__ = ["Point", "Space", "DATAFLOWS", "MAX_SIDE", "ACC_RANGE", "load_config", "check_name"]
+__all__ = ["Point", "Space", "DATAFLOWS", "CORRECTIONS", "MAX_SIDE", "ACC_RANGE", "load_config",
+           "check_name"]
 
 DATAFLOWS = ("ws", "os")
+CORRECTIONS = ("none", "bias", "cv")
 MAX_SIDE = 64                 # hw.gen's limit
 ACC_RANGE = (16, 62)          # hw.gen: 2N..62 for 8-bit operands
 #: Largest number of points :func:`Space.enumerate` walks.
@@ -49,13 +56,20 @@ MAX_ENUMERATE = 200_000
 
 @dataclass(frozen=True)
 class Point:
-    """One design: ``assign`` = ``((layer, multiplier), ...)`` in layer order, and the array."""
+    """One design: ``assign`` = ``((layer, multiplier), ...)`` in layer order, and the array
+    configuration; ``correction`` applies to every approximate array (``none`` when there is
+    none: an all-exact point is never corrected)."""
 
     assign: tuple
     rows: int
     cols: int
     dataflow: str = "ws"
     acc_width: int = 32
+    correction: str = "none"
+
+    def __post_init__(self):
+        if self.correction != "none" and self.assign and all(_is_exact(m) for _, m in self.assign):
+            object.__setattr__(self, "correction", "none")
 
     @property
     def mults(self) -> tuple:
@@ -66,6 +80,14 @@ class Point:
     def arrays(self) -> int:
         return len(self.mults)
 
+    def corrected(self, name: str) -> bool:
+        """Whether the array of multiplier ``name`` carries the correction."""
+        return self.correction != "none" and not _is_exact(name)
+
+    def array_label(self, name: str) -> str:
+        """``NAME`` or ``NAME+MODE`` for a corrected array."""
+        return f"{name}+{self.correction}" if self.corrected(name) else name
+
     @property
     def assignment(self) -> dict:
         return dict(self.assign)
@@ -73,13 +95,27 @@ class Point:
     @property
     def label(self) -> str:
         ms = self.mults
-        text = ms[0] if len(ms) == 1 else ",".join(f"{l}={m}" for l, m in self.assign)
+        text = (self.array_label(ms[0]) if len(ms) == 1 else
+                ",".join(f"{l}={self.array_label(m)}" for l, m in self.assign))
         return f"{text} @{self.rows}x{self.cols} {self.dataflow} A{self.acc_width}"
+
+    @property
+    def accuracy_key(self) -> tuple:
+        """What the accuracy depends on: the assignment and the accumulator; with a correction
+        also its mode and the tile depth ``rows`` (the constants are per ``rows``-deep tile)."""
+        if self.correction == "none":
+            return (self.assign, self.acc_width)
+        return (self.assign, self.acc_width, self.correction, self.rows)
 
     def as_dict(self) -> dict:
         return {"assignment": self.assignment, "rows": self.rows, "cols": self.cols,
                 "dataflow": self.dataflow, "acc_width": self.acc_width,
-                "arrays": list(self.mults)}
+                "correction": self.correction,
+                "arrays": [self.array_label(m) for m in self.mults]}
+
+
+def _is_exact(name: str) -> bool:
+    return parse(name, width=8, signed=True).name == "exact"
 
 
 def check_name(name: str) -> str:
@@ -116,6 +152,7 @@ class Space:
     cols: tuple | None = None          # None: square arrays (cols = rows)
     dataflows: tuple = ("ws",)
     acc_widths: tuple = (32,)
+    corrections: tuple = ("none",)
 
     def __post_init__(self):
         if not self.layers:
@@ -139,6 +176,23 @@ class Space:
             raise DseError("dataflow: the list is empty")
         object.__setattr__(self, "dataflows", tuple(dict.fromkeys(self.dataflows)))
         object.__setattr__(self, "acc_widths", _ints(self.acc_widths, "acc_width", *ACC_RANGE))
+        for c in self.corrections:
+            if c not in CORRECTIONS:
+                raise DseError(f"unknown correction {c!r}; choose none, bias or cv")
+        if not self.corrections:
+            raise DseError("correction: the list is empty")
+        object.__setattr__(self, "corrections", tuple(dict.fromkeys(self.corrections)))
+        if set(self.corrections) - {"none"}:
+            if "os" in self.dataflows:
+                raise DseError("a corrected design space needs dataflow ws only (the emulation "
+                               "corrects weight-stationary tiles)")
+            from sim.correction import CorrectionError, check_correctable
+            for name in {n for c in cands for n in c}:
+                for mode in set(self.corrections) - {"none"}:
+                    try:
+                        check_correctable(parse(name, width=8, signed=True), mode)
+                    except CorrectionError as exc:
+                        raise DseError(f"candidate {name}: {exc}") from None
 
     # -- the integer encoding ------------------------------------------------------------------
     @property
@@ -150,10 +204,11 @@ class Space:
 
     @property
     def variables(self) -> list:
-        """``[(name, choices), ...]``: one per layer, then shape, dataflow, accumulator."""
+        """``[(name, choices), ...]``: one per layer, then shape, dataflow, accumulator,
+        correction."""
         return ([(l, c) for l, c in zip(self.layers, self.candidates)]
                 + [("shape", self.shapes), ("dataflow", self.dataflows),
-                   ("acc_width", self.acc_widths)])
+                   ("acc_width", self.acc_widths), ("correction", self.corrections)])
 
     @property
     def bounds(self) -> list:
@@ -174,20 +229,26 @@ class Space:
         n = len(self.layers)
         assign = tuple((l, c[i]) for (l, c), i in zip(vs[:n], idx[:n]))
         rows, cols = self.shapes[idx[n]]
-        return Point(assign, rows, cols, self.dataflows[idx[n + 1]], self.acc_widths[idx[n + 2]])
+        return Point(assign, rows, cols, self.dataflows[idx[n + 1]], self.acc_widths[idx[n + 2]],
+                     self.corrections[idx[n + 3]])
 
     def encode(self, p: Point) -> list:
         x = [self.candidates[i].index(m) for i, (_, m) in enumerate(p.assign)]
         return x + [self.shapes.index((p.rows, p.cols)), self.dataflows.index(p.dataflow),
-                    self.acc_widths.index(p.acc_width)]
+                    self.acc_widths.index(p.acc_width), self.corrections.index(p.correction)]
 
     def enumerate(self):
-        """Every point (refused above :data:`MAX_ENUMERATE`)."""
+        """Every distinct point (refused above :data:`MAX_ENUMERATE`; an all-exact point
+        once, whatever the correction)."""
         if self.size > MAX_ENUMERATE:
             raise DseError(f"the space has {self.size} points, too many to enumerate (at most "
                            f"{MAX_ENUMERATE}); use --algorithm nsga2 or greedy")
+        seen = set()
         for x in itertools.product(*[range(len(c)) for _, c in self.variables]):
-            yield self.decode(x)
+            p = self.decode(x)
+            if p not in seen:
+                seen.add(p)
+                yield p
 
     def uniform_names(self) -> tuple:
         """Candidates every layer accepts (the single-multiplier baselines)."""
@@ -197,7 +258,8 @@ class Space:
     def describe(self) -> dict:
         return {"layers": {l: list(c) for l, c in zip(self.layers, self.candidates)},
                 "shapes": [list(s) for s in self.shapes], "dataflows": list(self.dataflows),
-                "acc_widths": list(self.acc_widths), "size": self.size}
+                "acc_widths": list(self.acc_widths), "corrections": list(self.corrections),
+                "size": self.size}
 
 
 def load_config(path) -> dict:
