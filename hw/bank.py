@@ -42,7 +42,8 @@ def select_width(count: int) -> int:
 
 def bank_arrays(specs, rows: int, cols: int, *, dataflow: str = "ws", acc_width: int = 32,
                 overflow: str = "wrap", pipeline: bool = False, correction: str = "none",
-                frac=None, alpha_bits=None, beta_bits=None, sum_bits=None):
+                frac=None, alpha_bits=None, beta_bits=None, sum_bits=None,
+                output_buffer: bool = False):
     """``(arrays, fmt)``: one :class:`~hw.systolic.SystolicArray` per multiplier of ``specs``;
     with a ``correction`` (``bias``/``cv``) every approximate array gets it, in one format
     fitted to all of them (:func:`sim.correction.default_format`, widths overridable), and an
@@ -62,7 +63,7 @@ def bank_arrays(specs, rows: int, cols: int, *, dataflow: str = "ws", acc_width:
                              alpha_bits=alpha_bits, beta_bits=beta_bits, sum_bits=sum_bits)
     arrays = [SystolicArray(rows, cols, spec, dataflow=dataflow, acc_width=acc_width,
                             overflow=overflow, pipeline=pipeline,
-                            correction=fmt if c else None)
+                            correction=fmt if c else None, output_buffer=output_buffer)
               for spec, c in zip(specs, corrected)]
     return arrays, fmt
 
@@ -132,13 +133,14 @@ class ArrayBank(wiring.Component):
         first = arrays[self._interface]
         for i, a in enumerate(arrays):
             same = (a.rows, a.cols, a.dataflow, a.acc_width, a.overflow, a.pipeline,
-                    a.operand_width, a.signed)
+                    a.operand_width, a.signed, a.output_buffer)
             want = (first.rows, first.cols, first.dataflow, first.acc_width, first.overflow,
-                    first.pipeline, first.operand_width, first.signed)
+                    first.pipeline, first.operand_width, first.signed, first.output_buffer)
             if same != want or not _fits(a.signature, first.signature):
                 raise ValueError(f"bank array {i} differs from array {self._interface} in "
-                                 "shape, dataflow, width, signedness, accumulator, pipeline or "
-                                 "correction format: a bank shares one interface")
+                                 "shape, dataflow, width, signedness, accumulator, pipeline, "
+                                 "output buffer or correction format: a bank shares one "
+                                 "interface")
         if modules is not None and len(modules) != len(arrays):
             raise ValueError("one Verilog module name per array")
         self._arrays = arrays

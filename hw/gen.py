@@ -107,7 +107,7 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
              dataflow="ws", acc_width=32, overflow="wrap", pipeline=False, name=None,
              progress=None, check_outputs=None, energy=False, correction="none",
              corr_frac=None, corr_alpha_bits=None, corr_beta_bits=None,
-             corr_sum_bits=None, bank=None) -> Generated:
+             corr_sum_bits=None, bank=None, output_buffer=False) -> Generated:
     """Build the design described by the ``python -m hw.gen`` options (``rows=None``: only the
     multiplier). Raises :class:`GenError` / :class:`hw.mult.MultiplierError` on bad input.
     ``progress(stage)`` is called before each slow stage (Verilog, metrics);
@@ -116,7 +116,8 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
     needs Yosys, cached). ``correction``: ``none``, ``bias`` or ``cv`` (:mod:`sim.correction`;
     ``corr_*``: its widths, default from :func:`sim.correction.default_format`). ``bank``:
     multiplier names (a list or ``"a,b,c"``), one whole array each, behind one set of streams
-    and a ``select`` input (:mod:`hw.bank`); replaces ``mult``."""
+    and a ``select`` input (:mod:`hw.bank`); replaces ``mult``. ``output_buffer``: credit-based
+    back-pressure with an output FIFO instead of the global stall (``--output-buffer``)."""
     progress = progress or (lambda stage: None)
     check_outputs = check_outputs or (lambda top: None)
     names = parse_mult_list(mult)
@@ -165,7 +166,8 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
         corr = dict(mode=correction, frac=corr_frac, alpha_bits=corr_alpha_bits,
                     beta_bits=corr_beta_bits, sum_bits=corr_sum_bits)
         return _generate_bank(names, specs, rows, cols, width, dataflow, acc_width, overflow,
-                              pipeline, name, progress, check_outputs, energy, corr)
+                              pipeline, name, progress, check_outputs, energy, corr,
+                              output_buffer)
     if len(names) == 1:
         per = "all"
         grid = specs[names[0]]
@@ -188,10 +190,12 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
                          acc_width=acc_width, frac=corr_frac, alpha_bits=corr_alpha_bits,
                          beta_bits=corr_beta_bits, sum_bits=corr_sum_bits)
     default_top = default_top_name(dataflow, rows, cols, [specs[n] for n in names], per)
-    top = _top_name(name, default_top if fmt is None else f"{default_top}_{fmt.mode}")
+    top = _top_name(name, default_top + ("" if fmt is None else f"_{fmt.mode}")
+                    + ("_ob" if output_buffer else ""))
     check_outputs(top)
     array = SystolicArray(rows, cols, grid, dataflow=dataflow, acc_width=acc_width,
-                          overflow=overflow, pipeline=pipeline, correction=fmt)
+                          overflow=overflow, pipeline=pipeline, correction=fmt,
+                          output_buffer=bool(output_buffer))
     progress("Verilog")
     design = emit_array_verilog(array, top)
     verilog, extra = _with_extra_sources(design, array.distinct_specs())
@@ -206,9 +210,11 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
                + f" --width {width} --{'signed' if is_signed else 'unsigned'}"
                f" --dataflow {dataflow} --acc-width {acc_width} --overflow {overflow}"
                + (" --pipeline" if pipeline else "") + _correction_options(fmt, dataflow)
-               + f" --name {top}")
+               + (" --output-buffer" if output_buffer else "") + f" --name {top}")
     if fmt is not None:
         arguments["correction"] = fmt.mode
+    if output_buffer:
+        arguments["output_buffer"] = True
     progress("metrics")
     manifest = array_manifest(array, top=top, verilog_file=f"{top}.v", verilog_text=verilog,
                               arguments=arguments, command=command,
@@ -226,7 +232,7 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
 
 
 def _generate_bank(names, specs, rows, cols, width, dataflow, acc_width, overflow, pipeline,
-                   name, progress, check_outputs, energy, corr) -> Generated:
+                   name, progress, check_outputs, energy, corr, output_buffer) -> Generated:
     """``hw.gen --bank``: one array per name behind one set of streams (:mod:`hw.bank`).
     ``corr`` (``mode`` and the ``--corr-*`` widths): with a correction every approximate array
     gets it, in one format fitted to all of them (:func:`sim.correction.default_format`); an
@@ -241,6 +247,7 @@ def _generate_bank(names, specs, rows, cols, width, dataflow, acc_width, overflo
     try:
         arrays, fmt = bank_arrays([specs[n] for n in names], rows, cols, dataflow=dataflow,
                                   acc_width=acc_width, overflow=overflow, pipeline=pipeline,
+                                  output_buffer=bool(output_buffer),
                                   correction=corr.pop("mode"), **corr)
     except ValueError as exc:       # CorrectionError is one too
         raise GenError(str(exc)) from None
@@ -249,7 +256,8 @@ def _generate_bank(names, specs, rows, cols, width, dataflow, acc_width, overflo
         key = "|".join(specs[n].portable_name for n in names)
         idents = hashlib.sha256(key.encode()).hexdigest()[:8]
     top = _top_name(name, f"axm_{dataflow}_{rows}x{cols}_bank_{idents}_{first.width}"
-                          f"{'s' if first.signed else 'u'}" + (f"_{fmt.mode}" if fmt else ""))
+                          f"{'s' if first.signed else 'u'}" + (f"_{fmt.mode}" if fmt else "")
+                    + ("_ob" if output_buffer else ""))
     check_outputs(top)
     modules = [f"{top}_a{i}" for i in range(len(arrays))]
     progress("Verilog")
@@ -266,9 +274,11 @@ def _generate_bank(names, specs, rows, cols, width, dataflow, acc_width, overflo
                f" --width {width} --{'signed' if first.signed else 'unsigned'}"
                f" --dataflow {dataflow} --acc-width {acc_width} --overflow {overflow}"
                + (" --pipeline" if pipeline else "") + _correction_options(fmt, dataflow)
-               + f" --name {top}")
+               + (" --output-buffer" if output_buffer else "") + f" --name {top}")
     if fmt is not None:
         arguments["correction"] = fmt.mode
+    if output_buffer:
+        arguments["output_buffer"] = True
     progress("metrics")
     per_array = [array_manifest(a, top=mod, verilog_file=f"{top}.v", verilog_text=verilog,
                                 arguments=arguments, command=command,
@@ -424,6 +434,10 @@ def build_parser() -> Parser:
                    help="accumulator overflow rule (default: wrap)")
     p.add_argument("--pipeline", action="store_true", default=None,
                    help="register each product before its adder (+1 cycle latency)")
+    p.add_argument("--output-buffer", action="store_true", default=None,
+                   help="credit-based back-pressure: results wait in an output FIFO and "
+                        "inputs are accepted while their results have room, instead of the "
+                        "global stall (no path from results.ready into the array; for Fmax)")
     p.add_argument("--name", metavar="TOP", help="top module name (default: see below)")
     p.add_argument("--correction", choices=("none", "bias", "cv"),
                    help="accuracy recovery at the column outputs: bias (a constant per column) "
@@ -451,6 +465,7 @@ def _main(argv) -> int:
     array_only = {"--cols": args.cols, "--mult-per": args.mult_per, "--dataflow": args.dataflow,
                   "--acc-width": args.acc_width, "--overflow": args.overflow,
                   "--pipeline": args.pipeline, "--energy": args.energy,
+                  "--output-buffer": args.output_buffer,
                   "--correction": args.correction, "--corr-frac": args.corr_frac,
                   "--corr-alpha-bits": args.corr_alpha_bits,
                   "--corr-beta-bits": args.corr_beta_bits, "--corr-sum-bits": args.corr_sum_bits,
@@ -488,7 +503,8 @@ def _main(argv) -> int:
                               correction=args.correction or "none", corr_frac=args.corr_frac,
                               corr_alpha_bits=args.corr_alpha_bits,
                               corr_beta_bits=args.corr_beta_bits,
-                              corr_sum_bits=args.corr_sum_bits, bank=args.bank)
+                              corr_sum_bits=args.corr_sum_bits, bank=args.bank,
+                              output_buffer=bool(args.output_buffer))
         stage("writing")
         paths = write_files({out / fname: text for fname, text in result.files.items()},
                             force=args.force)

@@ -74,8 +74,19 @@ bit; nothing is dropped because the output register only changes on ``advance``.
 combinationally on ``results.ready`` and on the input payload but never on the input ``valid``
 (``weights.ready`` is registered). A cycle without an input transfer inserts a bubble that the
 valid line tracks (ws) or every PE ignores (os), so gaps cannot lose, duplicate or mix data. The
-cost is a combinational path from ``results.ready`` to every register enable; insert a register
-slice at the output if that limits the clock. ``rst`` (synchronous) empties the array, drops
+cost is a combinational path from ``results.ready`` to every register enable.
+
+Back-pressure with ``output_buffer=True`` (``hw.gen --output-buffer``): credits instead of the
+stall. Nothing in the array has an enable (``advance`` is constant 1); a register
+``outstanding`` counts the result vectors of accepted inputs that have not been transferred yet,
+and an input that produces ``k`` results (ws: an ``acts`` vector, ``k = 1``; os: a ``last``
+step, ``k = rows``) is accepted only while ``outstanding + k <= D``, the depth of an output FIFO
+(:attr:`SystolicArray.output_buffer_depth`: every result in flight with ``results.ready`` high,
+so then no input ever waits). A result leaves straight from the array when the FIFO is empty and
+the consumer is ready (same latency), else it waits in the FIFO, which the credits keep from
+overflowing. Input ``ready`` then depends on registers and the payload only. Latency,
+throughput, the weight-load window and ``gemm_cycles`` are those of the stalled array with
+``results.ready`` high. ``rst`` (synchronous) empties the array, drops
 data in flight and forgets loaded weights.
 
 Host protocol, ws GEMM ``A (M x K) @ B (K x N)`` (what :func:`sim.golden.tiled_gemm` models): for
@@ -515,6 +526,11 @@ class SystolicArray(wiring.Component):
         Bias / control-variate correction at the column outputs (module docstring): extra
         payload fields ``corr_g`` / ``corr_h``, one more cycle of latency; os: ``last`` steps
         paced by ``rows + cols (+1)``.
+    output_buffer : bool
+        Credit-based back-pressure instead of the global stall (module docstring): the array
+        never stalls, results wait in an output FIFO of :attr:`output_buffer_depth` vectors,
+        and inputs are accepted only while their results are sure to find room. Same
+        latency, throughput and cycle counts with ``results.ready`` high.
 
     Members (``ws``): ``weights`` In(stream), ``acts`` In(stream), ``results`` Out(stream).
     Members (``os``): ``operands`` In(stream), ``results`` Out(stream).
@@ -527,7 +543,7 @@ class SystolicArray(wiring.Component):
     @quiet_on_error
     def __init__(self, rows: int, cols: int, mult, *, dataflow: str = "ws",
                  acc_width: int = 32, overflow: str = "wrap", pipeline: bool = False,
-                 correction=None):
+                 correction=None, output_buffer: bool = False):
         self._rows = self._check_dim("rows", rows)
         self._cols = self._check_dim("cols", cols)
         if dataflow not in DATAFLOWS:
@@ -538,6 +554,9 @@ class SystolicArray(wiring.Component):
         self._dataflow = dataflow
         self._overflow = overflow
         self._pipeline = bool(pipeline)
+        if not isinstance(output_buffer, bool):
+            raise TypeError(f"output_buffer must be True or False, not {output_buffer!r}")
+        self._output_buffer = output_buffer
         self._row_modules = None  # row specs -> Verilog module name, see emit_array_verilog
         self._correction = self._check_correction(correction)
         n, a = first.width, self._acc_width
@@ -611,6 +630,7 @@ class SystolicArray(wiring.Component):
     acc_width = property(lambda self: self._acc_width)
     overflow = property(lambda self: self._overflow)
     pipeline = property(lambda self: self._pipeline)
+    output_buffer = property(lambda self: self._output_buffer)
     #: ``None`` or the :class:`sim.correction.CorrectionFormat` (without its distribution).
     correction = property(lambda self: self._correction)
     operand_width = property(lambda self: self._grid[0][0].width)
@@ -625,6 +645,18 @@ class SystolicArray(wiring.Component):
             return self._rows + self._cols - 1 + extra
         return self._rows + self._cols + extra
 
+    @property
+    def output_buffer_depth(self) -> int:
+        """Result vectors the output FIFO holds (0 without ``output_buffer``): every result
+        of an accepted input, so that with ``results.ready`` high no input waits for credit.
+        ws: ``latency + 2``; os: ``rows * (ceil((latency + rows) / period) + 1)`` (``period``:
+        fewest cycles between two ``last`` steps)."""
+        if not self._output_buffer:
+            return 0
+        if self._dataflow == "ws":
+            return self.latency + 2
+        return self._rows * (_ceil_div(self.latency + self._rows, self._os_period) + 1)
+
     def payload_layouts(self) -> dict:
         """Input payload layouts by port name (``StructLayout``)."""
         return dict(self._layouts)
@@ -637,6 +669,21 @@ class SystolicArray(wiring.Component):
                 if spec not in seen:
                     seen.append(spec)
         return seen
+
+    def back_pressure(self) -> dict:
+        """How ``results.ready`` low acts (manifest ``timing.back_pressure``)."""
+        if not self._output_buffer:
+            return {"mode": "global stall",
+                    "rule": "every register of the array advances on ~results.valid | "
+                            "results.ready (combinational path from results.ready to every "
+                            "register enable)"}
+        per = "an acts vector" if self._dataflow == "ws" else f"a last step ({self._rows})"
+        return {"mode": "credit", "fifo_depth": self.output_buffer_depth,
+                "fifo_bits": self.output_buffer_depth * self._cols * self._acc_width,
+                "rule": f"the array never stalls; {per} is accepted only while the results of "
+                        f"every accepted input fit the {self.output_buffer_depth}-vector output "
+                        "FIFO (a registered count), so no path from results.ready reaches the "
+                        "array; with results.ready high no input ever waits for credit"}
 
     def timing(self) -> dict:
         """Latency and throughput in cycles (for manifests; see the module docstring)."""
@@ -664,6 +711,7 @@ class SystolicArray(wiring.Component):
                                       "weight row (rows + cols - 1; counted in cycles in which "
                                       "the array advances, i.e. results not stalled)",
                 "gemm_cycles": gemm_cycles_entry(r, c, "ws", self._pipeline, corr),
+                "back_pressure": self.back_pressure(),
             }
         period = self._os_period
         return {
@@ -678,6 +726,7 @@ class SystolicArray(wiring.Component):
                                                  "flight)" if corr else ""),
             "min_cycles_per_tile": period,
             "gemm_cycles": gemm_cycles_entry(r, c, "os", self._pipeline, corr),
+            "back_pressure": self.back_pressure(),
         }
 
     @property
@@ -775,9 +824,13 @@ class SystolicArray(wiring.Component):
                          "meaning": f"{a}-bit two's-complement accumulators, lane c = column "
                                     "c"}]},
             {"name": "results__valid", "direction": "output", "width": 1,
-             "meaning": "a result vector is available (registered)"},
+             "meaning": "a result vector is available" + (
+                 " (from the output FIFO, or straight from the array when it is empty)"
+                 if self._output_buffer else " (registered)")},
             {"name": "results__ready", "direction": "input", "width": 1,
-             "meaning": "consumer accepts the result vector; low stalls the whole array"},
+             "meaning": "consumer accepts the result vector; " + (
+                 "low: results wait in the output FIFO and inputs pause once their results "
+                 "would not fit" if self._output_buffer else "low stalls the whole array")},
         ]
         return ports
 
@@ -809,18 +862,50 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        advance = Signal()
-        m.d.comb += advance.eq(~self.results.valid | self.results.ready)
+        res = self.results
+        if self._output_buffer:
+            # Credit-based: nothing stalls; `outstanding` counts the results of accepted
+            # inputs not yet transferred, and an input that produces `k` results is accepted
+            # only while `outstanding + k <= depth` (registered, so no path from
+            # `results.ready` reaches into the array).
+            advance = Const(1, 1)
+            depth = self.output_buffer_depth
+            per_input = 1 if self._dataflow == "ws" else self._rows
+            outstanding = Signal(range(depth + 1), name="outstanding")
+            credit = Signal(name="credit")
+            m.d.comb += credit.eq(outstanding <= depth - per_input)
+        else:
+            advance = Signal()
+            m.d.comb += advance.eq(~res.valid | res.ready)
+            credit = Const(1, 1)
         rows = [self._row(m, r, advance) for r in range(self._rows)]
         pipe = Module()  # skew, deskew and control delay lines: they move on `advance`
-        m.submodules.pipe = EnableInserter(advance)(pipe)
-        if self._dataflow == "ws":
-            self._elaborate_ws(m, pipe, rows, advance)
+        if self._output_buffer:
+            m.submodules.pipe = pipe
         else:
-            self._elaborate_os(m, pipe, rows, advance)
+            m.submodules.pipe = EnableInserter(advance)(pipe)
+        if self._dataflow == "ws":
+            produced, payload, valid = self._elaborate_ws(m, pipe, rows, advance, credit)
+        else:
+            produced, payload, valid = self._elaborate_os(m, pipe, rows, advance, credit)
+        if not self._output_buffer:
+            m.d.comb += [res.payload.eq(payload), res.valid.eq(valid)]
+            return m
+        # Output FIFO with a bypass: a result goes straight out when the FIFO is empty and the
+        # consumer is ready (so the latency is unchanged), else into the FIFO (never full:
+        # the credits reserved its place).
+        from amaranth.lib.fifo import SyncFIFO
+        fifo = m.submodules.out_fifo = SyncFIFO(width=len(res.payload), depth=depth)
+        m.d.comb += [res.valid.eq(fifo.r_rdy | valid),
+                     res.payload.eq(Mux(fifo.r_rdy, fifo.r_data, payload)),
+                     fifo.r_en.eq(res.ready),
+                     fifo.w_data.eq(payload),
+                     fifo.w_en.eq(valid & (fifo.r_rdy | ~res.ready))]
+        taken = res.valid & res.ready
+        m.d.sync += outstanding.eq(outstanding + Mux(produced, per_input, 0) - taken)
         return m
 
-    def _elaborate_ws(self, m, pipe, rows, advance):
+    def _elaborate_ws(self, m, pipe, rows, advance, credit):
         n_rows, cols, n = self._rows, self._cols, self.operand_width
         op_shape = self._grid[0][0].operand_shape
 
@@ -868,7 +953,7 @@ class SystolicArray(wiring.Component):
         first = self.acts.payload.first
         accepted = Signal()
         swap0 = Signal()
-        m.d.comb += [self.acts.ready.eq(advance & (~first | w_full)),
+        m.d.comb += [self.acts.ready.eq(advance & credit & (~first | w_full)),
                      accepted.eq(self.acts.valid & self.acts.ready),
                      swap0.eq(accepted & first)]
         with m.If(swap0):
@@ -910,10 +995,9 @@ class SystolicArray(wiring.Component):
             swap_out = _delay(pipe, swap[-1], self.latency - 1 - (n_rows + cols - 2),
                               "corr_swap", reset_less=False)[-1]
             outs = self._corr_output(m, pipe, outs, mid, swap_out, sums)
-        m.d.comb += [self.results.payload.eq(Cat(o.as_unsigned() for o in outs)),
-                     self.results.valid.eq(valid[-1])]
+        return accepted, Cat(o.as_unsigned() for o in outs), valid[-1]
 
-    def _elaborate_os(self, m, pipe, rows, advance):
+    def _elaborate_os(self, m, pipe, rows, advance, credit):
         n_rows, cols, n = self._rows, self._cols, self.operand_width
         op_shape = self._grid[0][0].operand_shape
         extra = 1 if self._pipeline else 0
@@ -925,13 +1009,13 @@ class SystolicArray(wiring.Component):
         period = self._os_period
         if period > 1:
             hold = Signal(range(period), name="hold")
-            m.d.comb += self.operands.ready.eq(advance & (~p.last | ~hold.any()))
+            m.d.comb += self.operands.ready.eq(advance & (~p.last | (~hold.any() & credit)))
             with m.If(accepted & p.last):
                 m.d.sync += hold.eq(period - 1)
             with m.Elif(advance & (hold != 0)):
                 m.d.sync += hold.eq(hold - 1)
         else:
-            m.d.comb += self.operands.ready.eq(advance)
+            m.d.comb += self.operands.ready.eq(advance & (~p.last | credit))
         m.d.comb += accepted.eq(self.operands.valid & self.operands.ready)
 
         # PE (r, c) sees step t at t + r + c: a lane r delayed r, b lane c delayed c, valid and
@@ -988,8 +1072,7 @@ class SystolicArray(wiring.Component):
                 sums = chain[0]
             outs = self._corr_output(m, pipe, outs, mid, first_out, sums)
             out_valid = _delay(pipe, out_valid, 1, "corr_valid", reset_less=False)[-1]
-        m.d.comb += [self.results.payload.eq(Cat(o.as_unsigned() for o in outs)),
-                     self.results.valid.eq(out_valid)]
+        return accepted & p.last, Cat(o.as_unsigned() for o in outs), out_valid
 
     # -- correction (module docstring) ------------------------------------------------------
     def _corr_registers(self, name: str) -> list:

@@ -68,8 +68,8 @@ OS_SHAPES = [(1, 1, 1), (4, 4, 3), (5, 2, 7), (13, 9, 3), (8, 3, 6), (1, 12, 1)]
 DESIGNS = [
     # weight-stationary
     dict(rows=4, cols=3, mult=HETERO, mult_per="col", cycle_shapes=WS_SHAPES,
-         scenarios=["random", "extremes", "back_to_back", "latency", "reset", "gemm", "window",
-                    "cycles"]),
+         scenarios=["random", "extremes", "stall", "back_to_back", "latency", "reset", "gemm",
+                    "window", "cycles"]),
     dict(rows=4, cols=4, mult="drum4", acc_width=16, overflow="saturate", pipeline=True,
          scenarios=["random", "overflow", "latency", "back_to_back", "window", "cycles"]),
     dict(rows=3, cols=5, mult="exact,perforated2,mitchell", mult_per="row", signed=False,
@@ -97,6 +97,20 @@ DESIGNS = [
          scenarios=["random", "extremes", "back_to_back", "latency"]),
     dict(rows=4, cols=1, mult="mitchell", pipeline=True, dataflow="os",
          scenarios=["random", "back_to_back", "latency", "cycles"]),
+]
+# Credit-based back-pressure with an output FIFO (hw.gen --output-buffer, issue 15): the same
+# scenarios (random gaps and back-pressure, latency, throughput, window, cycles) must hold.
+DESIGNS += [
+    dict(rows=4, cols=3, mult=HETERO, mult_per="col", output_buffer=True, cycle_shapes=WS_SHAPES,
+         scenarios=["random", "extremes", "stall", "back_to_back", "latency", "reset", "gemm",
+                    "window", "cycles"]),
+    dict(rows=3, cols=4, mult="exact,drum4,perforated2_2", mult_per="row", dataflow="os",
+         acc_width=18, overflow="saturate", pipeline=True, output_buffer=True,
+         cycle_shapes=OS_SHAPES + [shape for _, shape in PERF_LAYERS["os", 3, 4]],
+         scenarios=["random", "overflow", "stall", "back_to_back", "latency", "reset", "cycles",
+                    "gemm"]),
+    dict(rows=1, cols=1, mult="truncated4c", output_buffer=True,
+         scenarios=["random", "stall", "back_to_back", "latency", "reset", "window", "cycles"]),
 ]
 # Corrected arrays (hw.gen --correction, issue 13; cycles: tests/test_correction.py)
 DESIGNS += [
@@ -211,6 +225,27 @@ def test_bank_arrays_each_compute_their_own_golden_gemms(report, harness):
     assert report["passed"], (report["errors"][:5], report["mismatches"][:3])
 
 
+@pytest.mark.rtl
+def test_output_buffer_holds_every_result_under_long_stalls(report, harness):
+    """Long consumer stalls with inputs always offered: every result arrives, in order, on
+    the globally stalled array and on the credit-based one (hw.gen --output-buffer), whose
+    backlog reaches its FIFO depth (the credits ran out) and never exceeds it."""
+    seen = {False: 0, True: 0}
+    for design, unit, cfg in zip(DESIGNS, report["units"], harness.units):
+        res = _scenario(unit, "stall")
+        if res is None:
+            continue
+        assert res["vectors"] > 0, unit["top"]
+        back = cfg["manifest"]["timing"]["back_pressure"]
+        buffered = bool(design.get("output_buffer"))
+        assert back["mode"] == ("credit" if buffered else "global stall")
+        if buffered:
+            assert res["max_backlog"] == back["fifo_depth"], (unit["top"], res)
+        seen[buffered] += 1
+    assert seen[True] >= 3 and seen[False] >= 1
+    assert report["passed"], (report["errors"][:5], report["mismatches"][:3])
+
+
 def _scenario(unit, name):
     return {r["scenario"]: r for r in unit["results"]}.get(name)
 
@@ -287,7 +322,10 @@ def test_perf_model_cycles_measured(report):
             seen["k_lt_rows"] += layer.k < rows
             seen["m_lt_r_c"] += layer.m < rows + cols
             seen["ragged"] += bool(layer.k % rows or layer.n % cols or layer.m % rows)
-    assert seen["layers"] == 16 and min(seen.values()) >= 2, seen
+    expected = sum(len(PERF_LAYERS.get((d.get("dataflow", "ws"), d["rows"],
+                                        d.get("cols", d["rows"])), []))
+                   for d in DESIGNS if "cycles" in d["scenarios"])
+    assert seen["layers"] == expected >= 16 and min(seen.values()) >= 2, seen
     assert report["passed"], (report["errors"][:5], report["mismatches"][:3])
 
 

@@ -200,6 +200,37 @@ def test_corrected_bank_manifest(tmp_path, capsys):
     assert (tmp_path / "b" / f"{top}.v").read_bytes() == verilog.encode()
 
 
+def test_output_buffer_manifest_and_command(tmp_path, capsys):
+    """hw.gen --output-buffer: same ports and cycle counts as the stalled array, a credit
+    entry with the FIFO depth the docstring gives, and the manifest's command gives the same
+    bytes again."""
+    for extra, depth in ((["--rows", "4", "--cols", "3"], 4 + 3 - 1 + 2),
+                         (["--rows", "3", "--cols", "4", "--dataflow", "os", "--pipeline"],
+                          3 * (-(-(3 + 4 + 1 + 3) // 3) + 1))):
+        code, out, err = _run(extra + ["--output-buffer", "-o", str(tmp_path / "a")], capsys)
+        assert code == 0, err
+        (path,) = sorted((tmp_path / "a").glob("*_ob.json"))[-1:]
+        man = json.loads(path.read_text())
+        kw = dict(rows=int(extra[1]), cols=int(extra[3]), dataflow="os" if "os" in extra
+                  else "ws", pipeline="--pipeline" in extra)
+        plain = generate(**kw).manifest
+        assert [(p["name"], p["width"]) for p in man["ports"]] == \
+            [(p["name"], p["width"]) for p in plain["ports"]]
+        for key in ("latency_cycles", "gemm_cycles", "throughput"):
+            assert man["timing"][key] == plain["timing"][key]
+        assert man["timing"]["back_pressure"]["fifo_depth"] == depth
+        assert plain["timing"]["back_pressure"]["mode"] == "global stall"
+        words = man["command"].split()[3:]
+        assert "--output-buffer" in words
+        assert _run(words + ["-o", str(tmp_path / "b")], capsys)[0] == 0
+        verilog = path.with_suffix(".v").read_bytes()
+        assert (tmp_path / "b" / path.with_suffix(".v").name).read_bytes() == verilog
+        assert b"out_fifo" in verilog
+        for d in ("a", "b"):
+            for f in (tmp_path / d).iterdir():
+                f.unlink()
+
+
 def test_multiplier_only(tmp_path, capsys):
     code, out, err = _run(["--mult", "mitchell", "--width", "6", "--unsigned", "-o",
                            str(tmp_path)], capsys)

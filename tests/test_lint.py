@@ -54,6 +54,10 @@ ARRAYS = [
     dict(rows=2, cols=3, bank="drum4,mitchell", dataflow="os", signed=False, pipeline=True),
     # a corrected bank: exact uncorrected beside corrected arrays (os: the row-sum drain)
     dict(rows=2, cols=2, bank="exact,perforated2", dataflow="os", correction="bias"),
+    # credit-based back-pressure with the output FIFO (issue 15)
+    dict(rows=3, cols=2, mult="drum4", output_buffer=True, pipeline=True),
+    dict(rows=2, cols=3, mult="truncated6", dataflow="os", output_buffer=True, correction="cv"),
+    dict(rows=2, cols=2, bank="exact,bam2_6", output_buffer=True),
 ]
 
 

@@ -66,6 +66,9 @@ def _design_args(p, *, kinds=True):
     p.add_argument("--correction", choices=("none", "bias", "cv"),
                    help="array with accuracy recovery at the column outputs (hw.gen "
                         "--correction; default none)")
+    p.add_argument("--output-buffer", action="store_true", default=None,
+                   help="array with credit-based back-pressure and an output FIFO (hw.gen "
+                        "--output-buffer)")
 
 
 def _common(p, *, json_file: bool = True):
@@ -197,6 +200,7 @@ def _designs(args):
     (signed,) = signedness_values(args)
     opts = {"dataflow": args.dataflow, "acc_width": args.acc_width, "overflow": args.overflow,
             "pipeline": args.pipeline, "correction": getattr(args, "correction", None),
+            "output_buffer": getattr(args, "output_buffer", None),
             "rows": getattr(args, "rows", None),
             "cols": getattr(args, "cols", None)}
     if getattr(args, "kind", "mult") == "bank":

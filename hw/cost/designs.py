@@ -141,7 +141,7 @@ def mac(spec: MultiplierSpec, *, acc_width: int = 32, overflow: str = "wrap",
 
 def array(spec: MultiplierSpec, rows: int, cols: int, *, dataflow: str = "ws",
           acc_width: int = 32, overflow: str = "wrap", pipeline: bool = False,
-          correction: str = "none") -> Design:
+          correction: str = "none", output_buffer: bool = False) -> Design:
     """A :class:`hw.systolic.SystolicArray` of ``rows x cols`` PEs, all using ``spec``;
     ``correction``: ``none``, ``bias`` or ``cv`` with ``hw.gen``'s default widths
     (:func:`sim.correction.default_format`)."""
@@ -157,21 +157,25 @@ def array(spec: MultiplierSpec, rows: int, cols: int, *, dataflow: str = "ws",
 
     def build():
         return mod.SystolicArray(rows, cols, spec, dataflow=dataflow, acc_width=acc_width,
-                                 overflow=overflow, pipeline=pipeline, correction=fmt)
+                                 overflow=overflow, pipeline=pipeline, correction=fmt,
+                                 output_buffer=bool(output_buffer))
 
     _validate(build)
     label = (f"array:{spec.full_name}:{rows}x{cols}:{dataflow}:A{acc_width}:{overflow}"
-             + (":pipe" if pipeline else "") + (f":{correction}" if fmt is not None else ""))
+             + (":pipe" if pipeline else "") + (f":{correction}" if fmt is not None else "")
+             + (":obuf" if output_buffer else ""))
     extra = {} if fmt is None else {"correction": fmt.hardware}
     return Design(label, build, pe_count=rows * cols,
                   info={"kind": "array", **_spec_info(spec), "rows": rows, "cols": cols,
                         "dataflow": dataflow, "acc_width": acc_width, "overflow": overflow,
-                        "pipeline": pipeline, **extra},
+                        "pipeline": pipeline, **extra,
+                        **({"output_buffer": True} if output_buffer else {})},
                   extra_verilog=extra_verilog_sources([spec]), spec=spec)
 
 
 def bank(specs, rows: int, cols: int, *, dataflow: str = "ws", acc_width: int = 32,
-         overflow: str = "wrap", pipeline: bool = False, correction: str = "none") -> Design:
+         overflow: str = "wrap", pipeline: bool = False, correction: str = "none",
+         output_buffer: bool = False) -> Design:
     """A :class:`hw.bank.ArrayBank`: one ``rows x cols`` array per multiplier of ``specs``
     behind one set of streams (``hw.gen --bank``); ``correction``: every approximate array
     corrected in one format with ``hw.gen``'s default widths (:func:`hw.bank.bank_arrays`)."""
@@ -181,14 +185,16 @@ def bank(specs, rows: int, cols: int, *, dataflow: str = "ws", acc_width: int = 
     def build():
         arrays, _ = bankmod.bank_arrays(specs, rows, cols, dataflow=dataflow,
                                         acc_width=acc_width, overflow=overflow,
-                                        pipeline=pipeline, correction=correction)
+                                        pipeline=pipeline, correction=correction,
+                                        output_buffer=bool(output_buffer))
         return bankmod.ArrayBank(arrays)
 
     _validate(build)                         # CorrectionError is a ValueError
     names = ",".join(spec.full_name for spec in specs)
     label = (f"bank:{names}:{rows}x{cols}:{dataflow}:A{acc_width}:{overflow}"
              + (":pipe" if pipeline else "")
-             + (f":{correction}" if correction != "none" else ""))
+             + (f":{correction}" if correction != "none" else "")
+             + (":obuf" if output_buffer else ""))
     return Design(label, build, pe_count=len(specs) * rows * cols,
                   info={"kind": "bank", "multipliers": [s.full_name for s in specs],
                         "width": specs[0].width, "signed": specs[0].signed, "rows": rows,
@@ -222,6 +228,8 @@ def _make_mac(spec, **opts):
     opts.pop("dataflow", None)
     if opts.pop("correction", "none") != "none":
         raise CostError("--correction applies to arrays (--kind array)")
+    if opts.pop("output_buffer", False):
+        raise CostError("--output-buffer applies to arrays (--kind array or bank)")
     _no_array_dims(opts, "a MAC")
     return mac(spec, **opts)
 

@@ -70,9 +70,13 @@ class Unit:
             await self.tick()
         self.rst.value = 0
 
-    async def run(self, prog, rng, *, p_gap=0.0, p_stall=0.0, reset_at=None, max_cycles=None):
+    async def run(self, prog, rng, *, p_gap=0.0, p_stall=0.0, reset_at=None, max_cycles=None,
+                  stall_runs=None):
         """Drive ``prog``; return (result words, result cycles, input transfer cycles by
-        stream). With ``reset_at``: assert reset at that cycle (relative) and stop."""
+        stream). With ``reset_at``: assert reset at that cycle (relative) and stop.
+        ``stall_runs = (low, high)``: ``results.ready`` low for ``low`` cycles, then high for
+        ``high``, repeating (instead of ``p_stall``). Sets :attr:`max_backlog`: the most
+        results owed at once (of accepted inputs, not yet transferred)."""
         names = list(prog.inputs)
         idx = {n: 0 for n in names}
         holding = {n: False for n in names}
@@ -83,6 +87,7 @@ class Unit:
                                * (1 + int(10 * (p_gap + p_stall)))
                                + 4 * self.model.rows * self.model.cols)
         start = self.cycle
+        owed, self.max_backlog = 0, 0
         while True:
             done = all(idx[n] >= len(prog.inputs[n]) for n in names) and \
                 len(words) >= len(prog.expected)
@@ -108,20 +113,37 @@ class Unit:
                 else:
                     valid.value = 0
                     driven[n] = False
-            ready = 0 if (p_stall and rng.random() < p_stall) else 1
+            if stall_runs is not None:
+                low, high = stall_runs
+                ready = int((self.cycle - start) % (low + high) >= low)
+            else:
+                ready = 0 if (p_stall and rng.random() < p_stall) else 1
             self.out_ready.value = ready
             await FallingEdge(self.clk)
             for n in names:
                 if driven[n] and _bit(self.inputs[n][2]):
+                    owed += self._results_of(n, prog.inputs[n][idx[n]])
                     in_cycles[n].append(self.cycle - start)
                     idx[n] += 1
                     holding[n] = False
             if ready and _bit(self.out_valid):
                 words.append(self.out_payload.value.to_unsigned())
                 out_cycles.append(self.cycle - start)
+                owed -= 1
+            self.max_backlog = max(self.max_backlog, owed)
             await self.tick()
         self.idle_inputs()
         return words, out_cycles, in_cycles
+
+    def _results_of(self, stream: str, word: int) -> int:
+        """Result vectors an input transfer produces: ws ``acts`` 1, os ``last`` steps
+        ``rows``, otherwise 0."""
+        if stream == "acts":
+            return 1
+        if stream == "operands":
+            f = self.codecs["operands"].fields["last"]
+            return self.model.rows if (word >> f["offset"]) & 1 else 0
+        return 0
 
     async def quiet(self, cycles) -> int:
         """Idle ``cycles`` cycles with ``ready`` high; return how many results appeared."""
@@ -150,6 +172,12 @@ class Unit:
         return min(len(got), count), got
 
 
+def _span(model):
+    """``(lo, hi + 1)`` of the operand range (for ``rng.integers``)."""
+    lo, hi = model.grid[0][0].operand_range
+    return lo, hi + 1
+
+
 async def run_scenario(unit: Unit, scenario: str, rng, gemm_shape, shapes=None):
     """Run one scenario; return a dict with what was checked and measured."""
     model, codecs = unit.model, unit.codecs
@@ -168,6 +196,24 @@ async def run_scenario(unit: Unit, scenario: str, rng, gemm_shape, shapes=None):
         words, _, _ = await unit.run(prog, rng, p_gap=0.1, p_stall=0.1)
         result["vectors"], _ = unit.compare(scenario, prog, words)
         result["overflowed_vectors"] = overflowed(model, prog)
+    elif scenario == "stall":
+        # Long consumer stalls, inputs always offered: results must wait (in the stalled array,
+        # or in the output FIFO under credits) and none may be lost, duplicated or reordered.
+        # max_backlog: the most results owed at once (an output-buffered array: its FIFO
+        # depth, once the credits run out).
+        span = model.rows + model.cols
+        if ws:
+            tiles = [(rng.integers(*_span(model), size=(3 * span + 4, model.rows)),
+                      rng.integers(*_span(model), size=(model.rows, model.cols)))
+                     for _ in range(2)]
+        else:
+            tiles = random_tiles(model, rng, 4 * span // model.rows + 4, full=True)
+        prog = program(model, codecs, tiles, rng)
+        low, high = 3 * span + 8, 2
+        words, _, _ = await unit.run(prog, rng, stall_runs=(low, high), max_cycles=(
+            (len(prog.expected) // high + 2) * (low + high) + 8 * span))
+        result["vectors"], _ = unit.compare(scenario, prog, words)
+        result["max_backlog"] = unit.max_backlog
     elif scenario == "back_to_back":
         # Tiles long enough for the next tile's weights (ws) / a drain (os) to hide behind
         # the current one: the input must then flow without a single idle cycle.
