@@ -199,22 +199,12 @@ def generate(*, rows=None, cols=None, mult="exact", mult_per=None, width=8, sign
     progress("Verilog")
     design = emit_array_verilog(array, top)
     verilog, extra = _with_extra_sources(design, array.distinct_specs())
-    is_signed = array.signed
-    arguments = {"rows": rows, "cols": cols, "mult": canonical, "mult_per": per,
-                 "width": width, "signed": is_signed, "dataflow": dataflow,
-                 "acc_width": acc_width, "overflow": overflow, "pipeline": bool(pipeline),
-                 "name": top}
     mult_text = ",".join(canonical) if per != "all" else canonical[0]
-    command = (f"python -m hw.gen --rows {rows} --cols {cols} --mult {mult_text}"
-               + (f" --mult-per {per}" if per != "all" else "")
-               + f" --width {width} --{'signed' if is_signed else 'unsigned'}"
-               f" --dataflow {dataflow} --acc-width {acc_width} --overflow {overflow}"
-               + (" --pipeline" if pipeline else "") + _correction_options(fmt, dataflow)
-               + (" --output-buffer" if output_buffer else "") + f" --name {top}")
-    if fmt is not None:
-        arguments["correction"] = fmt.mode
-    if output_buffer:
-        arguments["output_buffer"] = True
+    command, arguments = _array_command(
+        f"--mult {mult_text}" + (f" --mult-per {per}" if per != "all" else ""),
+        {"mult": canonical, "mult_per": per}, rows=rows, cols=cols, width=width,
+        signed=array.signed, dataflow=dataflow, acc_width=acc_width, overflow=overflow,
+        pipeline=pipeline, fmt=fmt, output_buffer=output_buffer, top=top)
     progress("metrics")
     manifest = array_manifest(array, top=top, verilog_file=f"{top}.v", verilog_text=verilog,
                               arguments=arguments, command=command,
@@ -267,18 +257,10 @@ def _generate_bank(names, specs, rows, cols, width, dataflow, acc_width, overflo
     design = "".join(parts) + emit_verilog(bank, top)
     verilog, extra = _with_extra_sources(design, [specs[n] for n in names])
     canonical = [specs[n].portable_name for n in names]
-    arguments = {"rows": rows, "cols": cols, "bank": canonical, "width": width,
-                 "signed": first.signed, "dataflow": dataflow, "acc_width": acc_width,
-                 "overflow": overflow, "pipeline": bool(pipeline), "name": top}
-    command = (f"python -m hw.gen --rows {rows} --cols {cols} --bank {','.join(canonical)}"
-               f" --width {width} --{'signed' if first.signed else 'unsigned'}"
-               f" --dataflow {dataflow} --acc-width {acc_width} --overflow {overflow}"
-               + (" --pipeline" if pipeline else "") + _correction_options(fmt, dataflow)
-               + (" --output-buffer" if output_buffer else "") + f" --name {top}")
-    if fmt is not None:
-        arguments["correction"] = fmt.mode
-    if output_buffer:
-        arguments["output_buffer"] = True
+    command, arguments = _array_command(
+        f"--bank {','.join(canonical)}", {"bank": canonical}, rows=rows, cols=cols,
+        width=width, signed=first.signed, dataflow=dataflow, acc_width=acc_width,
+        overflow=overflow, pipeline=pipeline, fmt=fmt, output_buffer=output_buffer, top=top)
     progress("metrics")
     per_array = [array_manifest(a, top=mod, verilog_file=f"{top}.v", verilog_text=verilog,
                                 arguments=arguments, command=command,
@@ -324,6 +306,25 @@ def _generate_bank(names, specs, rows, cols, width, dataflow, acc_width, overflo
     model_names = [specs[n].name for n in names]
     return Generated(top, {f"{top}.v": verilog, f"{top}.json": dumps(manifest)}, manifest,
                      design, extra, model_names)
+
+
+def _array_command(mult_options: str, mult_arguments: dict, *, rows, cols, width, signed,
+                   dataflow, acc_width, overflow, pipeline, fmt, output_buffer, top):
+    """``(command, arguments)`` of the manifest of an array or bank: the ``hw.gen`` command
+    line that emits the same bytes again and the arguments as a dict."""
+    arguments = {"rows": rows, "cols": cols, **mult_arguments, "width": width,
+                 "signed": signed, "dataflow": dataflow, "acc_width": acc_width,
+                 "overflow": overflow, "pipeline": bool(pipeline), "name": top}
+    command = (f"python -m hw.gen --rows {rows} --cols {cols} {mult_options}"
+               f" --width {width} --{'signed' if signed else 'unsigned'}"
+               f" --dataflow {dataflow} --acc-width {acc_width} --overflow {overflow}"
+               + (" --pipeline" if pipeline else "") + _correction_options(fmt, dataflow)
+               + (" --output-buffer" if output_buffer else "") + f" --name {top}")
+    if fmt is not None:
+        arguments["correction"] = fmt.mode
+    if output_buffer:
+        arguments["output_buffer"] = True
+    return command, arguments
 
 
 def _correction_options(fmt, dataflow: str) -> str:
