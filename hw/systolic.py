@@ -82,9 +82,10 @@ stall. Nothing in the array has an enable (``advance`` is constant 1); a registe
 and an input that produces ``k`` results (ws: an ``acts`` vector, ``k = 1``; os: a ``last``
 step, ``k = rows``) is accepted only while ``outstanding + k <= D``, the depth of an output FIFO
 (:attr:`SystolicArray.output_buffer_depth`: every result in flight with ``results.ready`` high,
-so then no input ever waits). A result leaves straight from the array when the FIFO is empty and
-the consumer is ready (same latency), else it waits in the FIFO, which the credits keep from
-overflowing. Input ``ready`` then depends on registers and the payload only. Latency,
+so then no input ever waits). A result leaves straight from the array when nothing older
+waits and the consumer is ready (same latency); shown but not taken it moves to a hold register
+(a presented result stays until its transfer), else it waits in the FIFO (synchronous reads,
+so it maps to block RAM), which the credits keep from overflowing. Input ``ready`` then depends on registers and the payload only. Latency,
 throughput, the weight-load window and ``gemm_cycles`` are those of the stalled array with
 ``results.ready`` high. ``rst`` (synchronous) empties the array, drops
 data in flight and forgets loaded weights.
@@ -891,16 +892,30 @@ class SystolicArray(wiring.Component):
         if not self._output_buffer:
             m.d.comb += [res.payload.eq(payload), res.valid.eq(valid)]
             return m
-        # Output FIFO with a bypass: a result goes straight out when the FIFO is empty and the
-        # consumer is ready (so the latency is unchanged), else into the FIFO (never full:
-        # the credits reserved its place).
-        from amaranth.lib.fifo import SyncFIFO
-        fifo = m.submodules.out_fifo = SyncFIFO(width=len(res.payload), depth=depth)
-        m.d.comb += [res.valid.eq(fifo.r_rdy | valid),
-                     res.payload.eq(Mux(fifo.r_rdy, fifo.r_data, payload)),
-                     fifo.r_en.eq(res.ready),
+        # Output: a hold register, then a FIFO with synchronous reads (block RAM), then the
+        # array itself, oldest first. A result goes straight out when both are empty and the
+        # consumer is ready (so the latency is unchanged); shown but not taken, it moves to the
+        # hold register (a presented result never changes or disappears before its
+        # transfer); otherwise it queues in the FIFO, which the credits keep from overflowing.
+        from amaranth.lib.fifo import SyncFIFOBuffered
+        fifo = m.submodules.out_fifo = SyncFIFOBuffered(width=len(res.payload), depth=depth)
+        hold = Signal(len(res.payload), name="out_hold", reset_less=True)
+        hold_valid = Signal(name="out_hold_valid")
+        direct = Signal(name="out_direct")       # the array's result is the one presented
+        m.d.comb += direct.eq(~hold_valid & ~fifo.level.any() & valid)
+        with m.If(hold_valid):
+            m.d.comb += [res.payload.eq(hold), res.valid.eq(1)]
+        with m.Elif(fifo.r_rdy):
+            m.d.comb += [res.payload.eq(fifo.r_data), res.valid.eq(1)]
+        with m.Else():
+            m.d.comb += [res.payload.eq(payload), res.valid.eq(direct)]
+        m.d.comb += [fifo.r_en.eq(~hold_valid & res.ready),
                      fifo.w_data.eq(payload),
-                     fifo.w_en.eq(valid & (fifo.r_rdy | ~res.ready))]
+                     fifo.w_en.eq(valid & ~direct)]
+        with m.If(direct & ~res.ready):
+            m.d.sync += [hold.eq(payload), hold_valid.eq(1)]
+        with m.Elif(hold_valid & res.ready):
+            m.d.sync += hold_valid.eq(0)
         taken = res.valid & res.ready
         m.d.sync += outstanding.eq(outstanding + Mux(produced, per_input, 0) - taken)
         return m
