@@ -88,6 +88,7 @@ class Unit:
                                + 4 * self.model.rows * self.model.cols)
         start = self.cycle
         owed, self.max_backlog = 0, 0
+        shown = None              # a result presented but not taken: it must stay as it was
         while True:
             done = all(idx[n] >= len(prog.inputs[n]) for n in names) and \
                 len(words) >= len(prog.expected)
@@ -126,7 +127,16 @@ class Unit:
                     in_cycles[n].append(self.cycle - start)
                     idx[n] += 1
                     holding[n] = False
-            if ready and _bit(self.out_valid):
+            out_valid = _bit(self.out_valid)
+            if shown is not None and (not out_valid
+                                      or self.out_payload.value.to_unsigned() != shown):
+                self.errors.append(f"{self.prefix}: a result vector presented while "
+                                   "results.ready was low changed or vanished before its "
+                                   f"transfer (cycle {self.cycle - start})")
+            shown = None
+            if out_valid and not ready:
+                shown = self.out_payload.value.to_unsigned()
+            if ready and out_valid:
                 words.append(self.out_payload.value.to_unsigned())
                 out_cycles.append(self.cycle - start)
                 owed -= 1
