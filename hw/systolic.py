@@ -85,7 +85,8 @@ step, ``k = rows``) is accepted only while ``outstanding + k <= D``, the depth o
 so then no input ever waits). A result leaves straight from the array when nothing older
 waits and the consumer is ready (same latency); shown but not taken it moves to a hold register
 (a presented result stays until its transfer), else it waits in the FIFO (synchronous reads,
-so it maps to block RAM), which the credits keep from overflowing. Input ``ready`` then depends on registers and the payload only. Latency,
+so it maps to block RAM), which the credits keep from overflowing. Input ``ready`` then
+depends on registers and the payload only. Latency,
 throughput, the weight-load window and ``gemm_cycles`` are those of the stalled array with
 ``results.ready`` high. ``rst`` (synchronous) empties the array, drops
 data in flight and forgets loaded weights.

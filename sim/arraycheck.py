@@ -493,14 +493,16 @@ def harness_units(prefix: str, manifest: dict, model_names=None) -> list:
     """``(prefix, manifest, model names)`` of the harness units of one generated design: the
     array itself, or for a bank (``hw.gen --bank``) one instance per array with ``select``
     tied to it (``ports_tied``), whose manifest is the bank's with that array's ``array``
-    and ``timing`` entries. ``model_names``: :attr:`hw.gen.Generated.model_names` (``None``: the manifest's)."""
+    and ``timing`` entries. ``model_names``: :attr:`hw.gen.Generated.model_names`
+    (``None``: the manifest's)."""
     bank = manifest.get("bank")
     if bank is None:
         return [(prefix, manifest, model_names)]
     sel = bank["select"]
     out = []
     for j, entry in enumerate(bank["arrays"]):
-        unit = dict(manifest, array=entry["array"], timing=entry.get("timing", manifest["timing"]),
+        unit = dict(manifest, array=entry["array"],
+                    timing=entry.get("timing", manifest["timing"]),
                     ports=[p for p in manifest["ports"] if p["name"] != sel["name"]],
                     ports_tied={sel["name"]: f"{sel['width']}'d{j}"})
         out.append((f"{prefix}s{j}", unit, None if model_names is None else [model_names[j]]))

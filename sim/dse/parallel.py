@@ -2,7 +2,8 @@
 worker processes, one thread each) or on an existing Dask scheduler (``--scheduler ADDRESS``).
 
 Work items are ``(assignment, acc_width)`` pairs, or ``(assignment, acc_width, correction,
-rows)`` for a corrected bank (:meth:`sim.dse.accuracy.AccuracyModel.measured`); a task evaluates a chunk of them with the
+rows)`` for a corrected bank (:meth:`sim.dse.accuracy.AccuracyModel.measured`); a task
+evaluates a chunk of them with the
 worker's own :class:`sim.dse.accuracy.AccuracyModel`, built once per worker process from the
 JSON-able settings (:func:`sim.dse.accuracy.accuracy_model`). Results come back as they finish,
 so the caller caches each one at once (a run interrupted later resumes from there).

@@ -141,6 +141,17 @@ def _ints(values, label, lo, hi) -> tuple:
     return tuple(dict.fromkeys(out))
 
 
+def _choices(values, label, allowed) -> tuple:
+    """``values`` without repeats, each one of ``allowed``; :class:`DseError` otherwise."""
+    for v in values:
+        if v not in allowed:
+            raise DseError(f"unknown {label} {v!r}; choose {', '.join(allowed[:-1])} or "
+                           f"{allowed[-1]}")
+    if not values:
+        raise DseError(f"{label}: the list is empty")
+    return tuple(dict.fromkeys(values))
+
+
 @dataclass(frozen=True)
 class Space:
     """Candidates per layer (``layers[i]`` takes one of ``candidates[i]``) and the array
@@ -169,30 +180,13 @@ class Space:
         object.__setattr__(self, "rows", _ints(self.rows, "rows", 1, MAX_SIDE))
         if self.cols is not None:
             object.__setattr__(self, "cols", _ints(self.cols, "cols", 1, MAX_SIDE))
-        for d in self.dataflows:
-            if d not in DATAFLOWS:
-                raise DseError(f"unknown dataflow {d!r}; choose ws or os")
-        if not self.dataflows:
-            raise DseError("dataflow: the list is empty")
-        object.__setattr__(self, "dataflows", tuple(dict.fromkeys(self.dataflows)))
+        object.__setattr__(self, "dataflows", _choices(self.dataflows, "dataflow", DATAFLOWS))
         object.__setattr__(self, "acc_widths", _ints(self.acc_widths, "acc_width", *ACC_RANGE))
-        for c in self.corrections:
-            if c not in CORRECTIONS:
-                raise DseError(f"unknown correction {c!r}; choose none, bias or cv")
-        if not self.corrections:
-            raise DseError("correction: the list is empty")
-        object.__setattr__(self, "corrections", tuple(dict.fromkeys(self.corrections)))
-        if set(self.corrections) - {"none"}:
-            if "os" in self.dataflows:
-                raise DseError("a corrected design space needs dataflow ws only (the emulation "
-                               "corrects weight-stationary tiles)")
-            from sim.correction import CorrectionError, check_correctable
-            for name in {n for c in cands for n in c}:
-                for mode in set(self.corrections) - {"none"}:
-                    try:
-                        check_correctable(parse(name, width=8, signed=True), mode)
-                    except CorrectionError as exc:
-                        raise DseError(f"candidate {name}: {exc}") from None
+        object.__setattr__(self, "corrections",
+                           _choices(self.corrections, "correction", CORRECTIONS))
+        if set(self.corrections) - {"none"} and "os" in self.dataflows:
+            raise DseError("a corrected design space needs dataflow ws only (the emulation "
+                           "corrects weight-stationary tiles)")
 
     # -- the integer encoding ------------------------------------------------------------------
     @property
