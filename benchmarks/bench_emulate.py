@@ -14,8 +14,8 @@ exact, perforated, DRUM >= 0.5; Kulkarni, RoBA >= 0.3; truncated / BAM >= 0.15;
 table path (Mitchell, imported tables) and ETM >= 0.05.
 
 ``--e2e`` also runs the built-in digits CNN over the digits test set with ``--e2e-mult``
-multipliers, on this emulator and on the one of the last commit (``git show HEAD:sim/emulate.py``
-loaded as a separate module, the rest of the toolkit unchanged), checks that both give the same
+multipliers, on this emulator and on the one of the last commit (``git show HEAD:sim/emulate.py``,
+or ``--before-rev REV``) loaded as a separate module, the rest of the toolkit unchanged), checks that both give the same
 logits, and reports images/s and the speed-up.
 
     python benchmarks/bench_emulate.py                        # 256^3 and 512^3, all examples
@@ -58,17 +58,21 @@ def _time(fn):
 
 
 def reference_gemm(size, rng):
-    """``(name, fn)``: the exact uint8 x int8 integer GEMM of ``size``^3 (or float64 BLAS)."""
-    a = rng.integers(0, 256, (size, size)).astype(np.uint8)
-    b = rng.integers(-128, 128, (size, size)).astype(np.int8)
-    kernel = intgemm._make("onnxruntime-u8s8")
-    if kernel is not None:
+    """``(name, fn)``: the fastest exact integer GEMM of ``size``^3 that passed its probe on this
+    CPU (onnxruntime ``MatMulInteger`` u8 x s8 where it is exact, i.e. on VNNI / AVX-512 CPUs;
+    u8 x u8 on AVX2, where the u8 x s8 path saturates), float64 BLAS when there is none."""
+    found = intgemm.kernels()
+    if found:
+        kernel = found[0]
+        a = rng.integers(0, 256, (size, size)).astype(kernel.a_dtype)
+        b = rng.integers(kernel.b_lo, kernel.b_lo + 256, (size, size)).astype(kernel.b_dtype)
         out = np.empty((size, size), np.int32)
         kernel.matmul(a, b, out)
         assert np.array_equal(out, a.astype(np.int64) @ b.astype(np.int64))
-        return "onnxruntime MatMulInteger u8 x s8", lambda: kernel.matmul(a, b, out)
-    af, bf = a.astype(np.float64), b.astype(np.float64)
-    return "float64 np.matmul (onnxruntime missing)", lambda: np.matmul(af, bf)
+        return f"{kernel.name} (exact integer GEMM)", lambda: kernel.matmul(a, b, out)
+    a = rng.integers(0, 256, (size, size)).astype(np.float64)
+    b = rng.integers(-128, 128, (size, size)).astype(np.float64)
+    return "float64 np.matmul (no exact integer kernel)", lambda: np.matmul(a, b)
 
 
 def imported_table(tmpdir: Path, signed: bool) -> str:
@@ -129,10 +133,14 @@ def run(names, sizes=(256, 512), signed=True, reps=7, seed=0, before=None):
     return rows
 
 
+BEFORE_REV = "HEAD"     # --before-rev
+
+
 def _old_emulator():
-    """The emulator of the last commit, as a module of its own (None outside a git checkout)."""
+    """The emulator of commit :data:`BEFORE_REV` (default the last one), as a module of its own
+    (None outside a git checkout)."""
     try:
-        src = subprocess.run(["git", "-C", str(ROOT), "show", "HEAD:sim/emulate.py"],
+        src = subprocess.run(["git", "-C", str(ROOT), "show", f"{BEFORE_REV}:sim/emulate.py"],
                              check=True, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -226,11 +234,16 @@ def main(argv=None):
     ap.add_argument("--e2e", action="store_true", help="also the digits-cnn end-to-end run")
     ap.add_argument("--before", action="store_true",
                     help="also time the last commit's emulator on every GEMM (speed-up column)")
+    ap.add_argument("--before-rev", default="HEAD", metavar="REV",
+                    help="the commit whose sim/emulate.py is 'before' (default HEAD; the "
+                         "emulator before issue 16's kernels: d0b43f0^)")
     ap.add_argument("--e2e-only", action="store_true", help="only the end-to-end run")
     ap.add_argument("--e2e-mult", nargs="+", default=["exact", "truncated4", "mitchell"])
     ap.add_argument("--resnet20", type=int, metavar="IMAGES",
                     help="also ResNet-20 (random weights, needs torch) on IMAGES random images")
     args = ap.parse_args(argv)
+    global BEFORE_REV
+    BEFORE_REV = args.before_rev
     if min(args.size) < 1 or args.reps < 1:
         ap.error("--size and --reps must be positive")
     if args.threads is not None:

@@ -385,7 +385,7 @@ def _check_operands(spec, a, b):
             raise MultiplierError(f"operand {label} of {spec.full_name} outside {lo}..{hi}")
 
 
-PARALLEL_MIN_ELEMS = 1 << 16     # elements below which a helper pass stays on one thread
+PARALLEL_MIN_ELEMS = 1 << 20     # elements below which a helper pass stays on one thread
 
 
 def _row_blocks(rows, elems):
@@ -409,7 +409,8 @@ def _checked_index8(spec, a, b):
     for x, name in ((a, "emu-ai"), (b, "emu-bi")):
         dst = _kernels.workspace(name, x.shape, np.uint8)
         x = np.ascontiguousarray(x)
-        oks = _run_blocks(lambda r0, r1: _kernels.native.index8(x[r0:r1], 8, 1, lo, hi,
+        size, signed = x.dtype.itemsize, int(x.dtype.kind == "i")
+        oks = _run_blocks(lambda r0, r1: _kernels.native.index8(x[r0:r1], size, signed, lo, hi,
                                                                 dst[r0:r1]),
                           _row_blocks(x.shape[0], x.size))
         if not all(oks):
@@ -531,6 +532,7 @@ def _pool(n):
 
 def _model_sum(p: Plan, a, b, mask):
     spec = p.spec
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     m, k = a.shape
     n = b.shape[1]
     out = np.zeros((m, n), dtype=np.int64)
@@ -922,15 +924,15 @@ def _expand_b(idx, lut, name):
 
 def _lutsum(idx, h, axis):
     """``sum`` of ``h[idx]`` along ``axis`` (int64); an affine ``h`` is a plain index sum."""
-    step = int(h[1] - h[0]) if h.shape[0] > 1 else 0
-    if np.array_equal(h, h[0] + step * np.arange(h.shape[0])):
-        return int(h[0]) * idx.shape[axis] + step * idx.sum(axis=axis, dtype=np.int64)
     nat = _kernels.native
     if nat is not None and idx.dtype == np.uint8 and h.shape[0] <= 256:
         r, c = idx.shape
         dst = np.empty(r if axis else c, np.int64)
         nat.lutsum(idx, r, c, np.ascontiguousarray(h, np.int64), h.shape[0], axis, dst)
         return dst
+    step = int(h[1] - h[0]) if h.shape[0] > 1 else 0
+    if np.array_equal(h, h[0] + step * np.arange(h.shape[0])):
+        return int(h[0]) * idx.shape[axis] + step * idx.sum(axis=axis, dtype=np.int64)
     return np.take(h, idx).sum(axis=axis)
 
 
@@ -1214,36 +1216,48 @@ def _global_bound(assign, k):
     return k * max(int(max(plan(s).abs_max_a.max(), 0)) for s in assign.specs)
 
 
+def _narrow_int(x) -> bool:
+    """Whether ``x`` is an integer array the compiled index pass reads as it is (int8..int64,
+    uint8..uint32): narrow operands (a DNN's int16 im2col patches) then need no int64 copy."""
+    return x.dtype.kind in "iu" and x.dtype.itemsize <= 8 and x.dtype != np.uint64
+
+
 def _emulate(a, b, assign, acc_width, overflow, start=None, tile_rows=None):
     _check_acc(acc_width, overflow)
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
+    a, b = np.asarray(a), np.asarray(b)
     check_gemm_shapes(a, b)
     m, k = a.shape
     n = b.shape[1]
-    if start is not None:
-        start = np.broadcast_to(np.asarray(start, dtype=np.int64), (m, n)).copy()
+    if start is not None:           # read only below (no copy unless it must be made)
+        start = np.broadcast_to(np.asarray(start, dtype=np.int64), (m, n))
     idx = None
     if (len(assign.specs) == 1 and assign.specs[0].width <= 8 and a.size and b.size
-            and _kernels.native is not None):
+            and _kernels.native is not None and _narrow_int(a) and _narrow_int(b)):
         idx = _checked_index8(assign.specs[0], a, b)     # range check and indices, one pass
     else:
+        a = np.asarray(a, dtype=np.int64)
+        b = np.asarray(b, dtype=np.int64)
         checked = set()
         for spec in assign.specs:
             if (spec.width, spec.signed) not in checked:
                 _check_operands(spec, a, b)
                 checked.add((spec.width, spec.signed))
     if k == 0:                      # no step runs: the accumulator keeps its start value
-        return np.zeros((m, n), np.int64) if start is None else start
+        return np.zeros((m, n), np.int64) if start is None else start.copy()
     total = _raw(a, b, assign, idx)
-    slack = 0 if start is None else np.abs(start)
+    slack_max = 0
     if start is not None:
         total += start
+        if start.size:
+            slack_max = max(int(start.max()), -int(start.min()))
     limit = (1 << (acc_width - 1)) - 1
-    if _global_bound(assign, k) + (0 if start is None else int(slack.max())) <= limit:
+    if _global_bound(assign, k) + slack_max <= limit:
         return total                # no partial sum can leave the accumulator range
     if overflow == "wrap":          # modular addition is associative
         return accumulate(np.zeros_like(total), total, acc_width, "wrap")
+    a = np.asarray(a, dtype=np.int64)    # the saturation path works on int64 operands
+    b = np.asarray(b, dtype=np.int64)
+    slack = 0 if start is None else np.abs(start)
     safe = _bounds(a, b, assign) + slack <= limit
     if safe.all():
         return total
@@ -1289,8 +1303,10 @@ def emulate_gemm(a, b, grid, *, acc_width: int = 32, overflow: str = "wrap",
 
     ``grid``: a spec, a multiplier name (8-bit signed) or a callable ``(k, n) -> spec``.
     """
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
+    a, b = np.asarray(a), np.asarray(b)
+    if not (_narrow_int(a) and _narrow_int(b)):
+        a = np.asarray(a, dtype=np.int64)
+        b = np.asarray(b, dtype=np.int64)
     check_gemm_shapes(a, b)
     assign = _grid_assignment(grid, a.shape[1], b.shape[1])
     return _emulate(a, b, assign, acc_width, overflow, start=start)

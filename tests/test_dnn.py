@@ -249,3 +249,47 @@ def test_array_target_starts_accumulation_from_zero_point_terms():
     np.testing.assert_array_equal(layer_gemm(a, b, arr, start), want)
     old = accumulate(emulate_tiled(a, b, arr), start, acc, "saturate")
     assert (old != want).mean() > 0.5           # the order really matters here
+
+
+@pytest.mark.parametrize("shape,kernel,stride,pads,dilation", [
+    ((2, 3, 7, 9), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+    ((1, 4, 9, 8), (3, 2), (2, 3), (0, 2, 1, 0), (1, 1)),
+    ((3, 2, 11, 10), (3, 3), (2, 1), (2, 1, 0, 3), (2, 3)),
+    ((2, 1, 5, 5), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),
+    ((1, 2, 4, 4), (4, 4), (1, 1), (0, 0, 0, 0), (1, 1))])
+@pytest.mark.parametrize("dtype", [np.int16, np.int64])
+def test_im2col_equals_torch_unfold(shape, kernel, stride, pads, dilation, dtype):
+    """im2col (one strided copy per kernel tap) == torch's ``F.unfold`` (an independent
+    implementation) on the same padded input: strides, asymmetric pads with a non-zero pad
+    value, dilation, 1x1 and whole-image kernels, narrow and wide integers."""
+    torch = pytest.importorskip("torch")
+    from sim.dnn.layers import im2col
+    x = np.random.default_rng(sum(shape)).integers(-300, 300, shape).astype(dtype)
+    pt, pl, pb, pr = pads
+    cols, oh, ow = im2col(x, kernel, stride, pads, pad_value=-7, dilation=dilation)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=-7)
+    ref = torch.nn.functional.unfold(torch.as_tensor(xp), kernel, dilation=dilation,
+                                     stride=stride).numpy()             # B, C*kh*kw, L
+    assert ref.shape[2] == oh * ow
+    want = ref.transpose(0, 2, 1).reshape(shape[0] * oh * ow, -1)
+    assert cols.dtype == dtype
+    np.testing.assert_array_equal(cols, want)
+
+
+def test_quantized_input_outside_int16_is_not_wrapped():
+    """GEMM inputs are narrowed to int16 only when their values fit: a caller's quantised
+    input holding 65,636 (= 100 mod 2**16, a valid value once wrapped) or 2**40 is
+    refused as an operand outside the multiplier's range, never wrapped into it."""
+    from hw.mult import MultiplierError
+    data = load_digits_split()
+    graph = load_model("digits-cnn")
+    shape = (-1,) + tuple(graph.input_shape)
+    qm = QuantizedModel(graph, data.x_calib.reshape(shape))
+    xq = qm.quantize_input(data.x_test[:3].reshape(shape))
+    for value in (65536 + 100, 1 << 40, -65536 + 5):
+        bad = xq.copy()
+        bad[0, 0, 0, 0] = value
+        with pytest.raises(MultiplierError, match="outside"):
+            qm.run(bad, "exact", quantized_input=True)
+    np.testing.assert_array_equal(qm.run(xq, "exact", quantized_input=True),
+                                  qm.run(xq.astype(np.int16), "exact", quantized_input=True))

@@ -289,3 +289,34 @@ def test_large_table_gather_threads_and_orientation(shape):
         aa, bb = np.clip(a - lo // 2 if not signed else a, lo, hi), np.clip(b, lo, hi)
         np.testing.assert_array_equal(emulate_gemm(aa, bb, spec, acc_width=40),
                                       gemm_reference(aa, bb, spec, acc_width=40))
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_narrow_integer_operands_equal_int64(signed):
+    """Operands of any integer dtype (a DNN's int16 patches, uint8 images) are read as they are
+    and give the int64 result, for every example family; a narrow value outside the
+    multiplier's range still raises, and the caller's ``start`` is never written."""
+    rng = np.random.default_rng(int(signed))
+    dtypes = [np.int8, np.int16, np.int32] if signed else [np.uint8, np.uint16, np.int16,
+                                                           np.uint32]
+    for name in example_names(8):
+        spec = parse(name, signed=signed)
+        lo, hi = spec.operand_range
+        a = rng.integers(lo, hi + 1, (33, 70))
+        b = rng.integers(lo, hi + 1, (70, 21))
+        a[0], b[:, 0] = lo, hi
+        start = rng.integers(-1000, 1000, (33, 21))
+        kept = start.copy()
+        want = gemm_reference(a, b, spec, start=start)
+        for dt in dtypes:
+            got = emulate_gemm(a.astype(dt), b.astype(dt), spec, start=start)
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} {np.dtype(dt)}")
+            np.testing.assert_array_equal(start, kept)
+    spec = parse("exact", signed=signed)
+    bad = np.full((2, 3), 200 if signed else 300, np.int16)
+    with pytest.raises(MultiplierError):
+        emulate_gemm(bad, np.zeros((3, 2), np.int16), spec)
+    start = np.ones((2, 3), np.int64)
+    out = emulate_gemm(np.zeros((2, 0), np.int8), np.zeros((0, 3), np.int8), spec, start=start)
+    out[0, 0] = 5
+    assert start[0, 0] == 1

@@ -395,6 +395,35 @@ def test_windowed_terms_and_outlier_fix(monkeypatch):
 
 
 @needs_native
+@pytest.mark.parametrize("n_out,shape", [(1, (9, 50, 3000)), (4, (13, 37, 700)),
+                                         (2, (5, 3, 1))])
+def test_outlier_fix_kernel_against_its_definition(n_out, shape):
+    """``outliers`` adds ``ra[a, b]`` wherever ``a`` is one of the outlier values ``oa`` and
+    ``rb[a, b]`` wherever ``b`` is one of ``ob``; shapes whose ``K`` spans several of its row
+    blocks (``N = 3000``: 10 rows of ``b`` per block), up to 4 values per side, dense hits."""
+    rng = np.random.default_rng(n_out)
+    m, k, n = shape
+    oa = rng.choice(256, n_out, replace=False).astype(np.uint8)
+    ob = rng.choice(256, n_out, replace=False).astype(np.uint8)
+    ia = rng.integers(0, 256, (m, k)).astype(np.uint8)
+    ib = rng.integers(0, 256, (k, n)).astype(np.uint8)
+    ia = np.where(rng.random((m, k)) < 0.3, rng.choice(oa, (m, k)), ia).astype(np.uint8)
+    ib = np.where(rng.random((k, n)) < 0.3, rng.choice(ob, (k, n)), ib).astype(np.uint8)
+    ra = rng.integers(-(1 << 40), 1 << 40, (256, 256))
+    rb = rng.integers(-(1 << 40), 1 << 40, (256, 256))
+    start = rng.integers(-(1 << 50), 1 << 50, (m, n))
+    want = start.copy()
+    hit_a = np.isin(ia, oa)
+    hit_b = np.isin(ib, ob)
+    want += np.einsum("mk,mkn->mn", hit_a.astype(np.int64), ra[ia[:, :, None], ib[None]])
+    want += np.einsum("kn,mkn->mn", hit_b.astype(np.int64), rb[ia[:, :, None], ib[None]])
+    got = start.copy()
+    hits = kern.native.outliers(got, m, k, n, ia, ib, 256, oa.tobytes(), ra, ob.tobytes(), rb)
+    assert hits == (int(hit_a.sum()), int(hit_b.sum()))
+    np.testing.assert_array_equal(got, want)
+
+
+@needs_native
 def test_error_table_route_only_when_the_error_fits_16_bits(tables):
     """A random table's error ``T - a*b`` spans more than 16 bits: no ``lut-error`` route."""
     spec = parse(tables["rand8s"][0])

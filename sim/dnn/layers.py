@@ -158,11 +158,15 @@ def im2col(x: np.ndarray, kernel, stride, pads, pad_value=0,
     oh, ow = conv_output_hw(h, w, kernel, stride, pads, dilation)
     if any(pads):
         x = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=pad_value)
-    win = np.lib.stride_tricks.sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1),
-                                                   axis=(2, 3))
-    win = win[:, :, ::sh, ::sw][:, :, :oh, :ow][..., ::dh, ::dw]   # B, C, OH, OW, kh, kw
-    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(b * oh * ow, c * kh * kw)
-    return cols, oh, ow
+    # one strided copy per kernel tap (kh*kw large copies: 2-3x faster than copying a
+    # sliding-window view, whose innermost run is only kw elements long)
+    cols = np.empty((b, oh, ow, c, kh, kw), dtype=x.dtype)
+    xt = x.transpose(0, 2, 3, 1)                                   # B, H, W, C (a view)
+    for i in range(kh):
+        for j in range(kw):
+            y0, x0 = i * dh, j * dw
+            cols[..., i, j] = xt[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw]
+    return cols.reshape(b * oh * ow, c * kh * kw), oh, ow
 
 
 def pool(x: np.ndarray, kind: str, kernel, stride, pads, count_include_pad=False):

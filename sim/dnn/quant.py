@@ -335,6 +335,20 @@ def gemm_params(w, b, src: TensorQuant, out: TensorQuant, act=(-np.inf, np.inf))
             "zero_point": out.zero_point}
 
 
+def _narrow(xq) -> np.ndarray:
+    """``xq`` as int16 when its values fit (8-bit activations do): the im2col patches and
+    operand offsets of a GEMM layer then move a quarter of the bytes, and the emulator reads
+    them without an int64 copy. Values are checked, not assumed (a quantised input given by
+    the caller may hold anything), so nothing wraps."""
+    xq = np.asarray(xq)
+    if xq.dtype.kind != "i" or xq.dtype.itemsize <= 2 or not xq.size:
+        return xq
+    lo, hi = int(xq.min()), int(xq.max())
+    if lo < -(1 << 14) or hi >= 1 << 14:      # room for the operand offsets added later
+        return xq
+    return xq.astype(np.int16)
+
+
 def layer_gemm(a, b, target, start, acc_width=32, overflow="wrap") -> np.ndarray:
     """``start + sum_k p(a_k, b_k)`` with the accumulator rules: ``a (M x K)``, ``b (K x N)``,
     or grouped ``a (G, M, Kg)``, ``b (G, Kg, Ng)`` (output column ``g Ng + n``); ``start`` is
@@ -426,6 +440,7 @@ class QuantizedModel:
         src = self.tq[node.inputs[0]]
         off_a, off_w = operand_offsets(src, signed_mult)
         z = src.zero_point
+        xq = _narrow(xq)
         if node.op == "conv":
             w = node.attrs["W"]
             groups = p["groups"]
@@ -487,7 +502,8 @@ class QuantizedModel:
             a, b, start, layout = self.gemm_operands(node, x, target_signed(target))
             acc = layer_gemm(a, b, target, start, acc_width, overflow)
             if records is not None:
-                records[node.name] = {"a": a, "b": b, "acc": acc}
+                records[node.name] = {"a": np.asarray(a, np.int64),
+                                      "b": np.asarray(b, np.int64), "acc": acc}
             p = self.params[node.name]
             if final:            # the host reads the accumulators and dequantises them
                 y = acc * p["acc_scale"]

@@ -44,6 +44,18 @@
 #define ISA_AVX512 2
 #define MAXV 256
 
+/* The helper passes (index8, expand, lutsum, combine) are plain loops that the compiler
+ * vectorises; AXM_VEC builds them twice (AVX2 and the baseline ISA) and picks one at load time
+ * (GCC/Clang function multi-versioning), so the portable build stays portable. */
+#if AXM_X86 && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define AXM_VEC __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef AXM_VEC
+#define AXM_VEC
+#endif
+
 static const uint16_t zero_row[MAXV] __attribute__((aligned(64)));
 
 /* -------------------------------------------------------------------------------------------- */
@@ -496,7 +508,7 @@ static void permute_avx512(const permute_args *a)
 /* -------------------------------------------------------------------------------------------- */
 /* Python glue                                                                                   */
 
-static int max_u8(const uint8_t *p, Py_ssize_t n)
+AXM_VEC static int max_u8(const uint8_t *p, Py_ssize_t n)
 {
     uint8_t m = 0;
     for (Py_ssize_t i = 0; i < n; i++)
@@ -632,6 +644,36 @@ done:
     return ret;
 }
 
+/* index8 loops: d = s - lo, and whether every s lies in lo..hi (one unsigned compare each,
+ * accumulated without branches so that the loop vectorises) */
+#define INDEX8_LOOP(NAME, T)                                                                   \
+    AXM_VEC static int NAME(const T *s, Py_ssize_t n, int64_t l, uint64_t span, uint8_t *d)    \
+    {                                                                                          \
+        uint64_t bad = 0;                                                                      \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                   \
+            uint64_t v = (uint64_t)((int64_t)s[i] - l);                                        \
+            bad |= (uint64_t)(v > span);                                                       \
+            d[i] = (uint8_t)v;                                                                 \
+        }                                                                                      \
+        return !bad;                                                                           \
+    }
+INDEX8_LOOP(index8_i64, int64_t)
+INDEX8_LOOP(index8_i32, int32_t)
+INDEX8_LOOP(index8_i16, int16_t)
+INDEX8_LOOP(index8_i8, int8_t)
+INDEX8_LOOP(index8_u32, uint32_t)
+INDEX8_LOOP(index8_u16, uint16_t)
+INDEX8_LOOP(index8_u8, uint8_t)
+#undef INDEX8_LOOP
+
+AXM_VEC static int u64_fits_i64(const uint64_t *s, Py_ssize_t n)
+{
+    uint64_t top = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        top |= s[i];
+    return top <= (uint64_t)INT64_MAX;
+}
+
 /* index8(src, itemsize, signed, lo, hi, dst) -> bool: dst = src - lo when lo <= src <= hi */
 static PyObject *py_index8(PyObject *self, PyObject *args)
 {
@@ -649,35 +691,22 @@ static PyObject *py_index8(PyObject *self, PyObject *args)
     }
     int ok = 1;
     uint8_t *d = dst.buf;
+    const void *sb = src.buf;
+    int64_t l = lo;
+    uint64_t span = (uint64_t)(hi - lo);
     Py_BEGIN_ALLOW_THREADS
-#define INDEX8(T)                                                                              \
-    {                                                                                          \
-        const T *s = src.buf;                                                                  \
-        int64_t l = lo, h = hi, bad = 0;                                                       \
-        for (Py_ssize_t i = 0; i < n; i++) {                                                   \
-            int64_t v = (int64_t)s[i];                                                         \
-            bad |= (v < l) | (v > h);                                                          \
-            d[i] = (uint8_t)(v - l);                                                           \
-        }                                                                                      \
-        ok = !bad;                                                                             \
-    }
     if (is_signed) {
-        if (itemsize == 8) INDEX8(int64_t)
-        else if (itemsize == 4) INDEX8(int32_t)
-        else if (itemsize == 2) INDEX8(int16_t)
-        else INDEX8(int8_t)
+        if (itemsize == 8) ok = index8_i64(sb, n, l, span, d);
+        else if (itemsize == 4) ok = index8_i32(sb, n, l, span, d);
+        else if (itemsize == 2) ok = index8_i16(sb, n, l, span, d);
+        else ok = index8_i8(sb, n, l, span, d);
     } else {
-        if (itemsize == 8) {
-            const uint64_t *s = src.buf;
-            for (Py_ssize_t i = 0; i < n && ok; i++)
-                ok = s[i] <= (uint64_t)INT64_MAX;
-            if (ok) INDEX8(int64_t)
-        }
-        else if (itemsize == 4) INDEX8(uint32_t)
-        else if (itemsize == 2) INDEX8(uint16_t)
-        else INDEX8(uint8_t)
+        if (itemsize == 8)
+            ok = u64_fits_i64(sb, n) && index8_i64(sb, n, l, span, d);
+        else if (itemsize == 4) ok = index8_u32(sb, n, l, span, d);
+        else if (itemsize == 2) ok = index8_u16(sb, n, l, span, d);
+        else ok = index8_u8(sb, n, l, span, d);
     }
-#undef INDEX8
     Py_END_ALLOW_THREADS
     ret = PyBool_FromLong(ok);
 done:
@@ -734,6 +763,73 @@ done:
     return ret;
 }
 
+AXM_VEC static void index_sums(const uint8_t *ix, Py_ssize_t R, Py_ssize_t C, int axis,
+                               int64_t h0, int64_t step, int64_t *d)
+{
+    if (axis) {
+        for (Py_ssize_t r = 0; r < R; r++) {
+            const uint8_t *ir = ix + r * C;
+            uint64_t s = 0;
+            for (Py_ssize_t c0 = 0; c0 < C; c0 += 4096) {   /* uint32 lanes cannot wrap */
+                Py_ssize_t c1 = c0 + 4096 < C ? c0 + 4096 : C;
+                uint32_t part = 0;
+                for (Py_ssize_t c = c0; c < c1; c++)
+                    part += ir[c];
+                s += part;
+            }
+            d[r] = h0 * C + step * (int64_t)s;
+        }
+    } else {
+        uint32_t *acc = malloc(C * sizeof(uint32_t) + 1);
+        if (acc == NULL) {           /* no memory for the lanes: the scalar loop */
+            for (Py_ssize_t c = 0; c < C; c++)
+                d[c] = 0;
+            for (Py_ssize_t r = 0; r < R; r++)
+                for (Py_ssize_t c = 0; c < C; c++)
+                    d[c] += ix[r * C + c];
+        } else {
+            for (Py_ssize_t c = 0; c < C; c++)
+                d[c] = 0;
+            for (Py_ssize_t r0 = 0; r0 < R; r0 += 4096) {
+                Py_ssize_t r1 = r0 + 4096 < R ? r0 + 4096 : R;
+                for (Py_ssize_t c = 0; c < C; c++)
+                    acc[c] = 0;
+                for (Py_ssize_t r = r0; r < r1; r++) {
+                    const uint8_t *ir = ix + r * C;
+                    for (Py_ssize_t c = 0; c < C; c++)
+                        acc[c] += ir[c];
+                }
+                for (Py_ssize_t c = 0; c < C; c++)
+                    d[c] += acc[c];
+            }
+            free(acc);
+        }
+        for (Py_ssize_t c = 0; c < C; c++)
+            d[c] = h0 * R + step * d[c];
+    }
+}
+
+static void table_sums(const uint8_t *ix, Py_ssize_t R, Py_ssize_t C, const int64_t *hv,
+                       int axis, int64_t *d)
+{
+    if (axis) {
+        for (Py_ssize_t r = 0; r < R; r++) {
+            int64_t s = 0;
+            const uint8_t *ir = ix + r * C;
+            for (Py_ssize_t c = 0; c < C; c++)
+                s += hv[ir[c]];
+            d[r] = s;
+        }
+    } else {
+        memset(d, 0, C * 8);
+        for (Py_ssize_t r = 0; r < R; r++) {
+            const uint8_t *ir = ix + r * C;
+            for (Py_ssize_t c = 0; c < C; c++)
+                d[c] += hv[ir[c]];
+        }
+    }
+}
+
 /* lutsum(idx, R, C, h, V, axis, dst): axis 1: dst[r] = sum_c h[idx[r,c]];
  * axis 0: dst[c] = sum_r h[idx[r,c]] (int64, wrapping is impossible for the callers' sizes) */
 static PyObject *py_lutsum(PyObject *self, PyObject *args)
@@ -752,25 +848,18 @@ static PyObject *py_lutsum(PyObject *self, PyObject *args)
     const int64_t *hv = h.buf;
     int64_t *d = dst.buf;
     int bad;
+    /* an affine table h[v] = h0 + step * v is a plain index sum (vectorised) */
+    int64_t h0 = hv[0], step = V > 1 ? hv[1] - hv[0] : 0;
+    int affine = 1;
+    for (int v = 0; v < V && affine; v++)
+        affine = hv[v] == h0 + step * v;
     Py_BEGIN_ALLOW_THREADS
     bad = R > 0 && C > 0 && max_u8(ix, R * C) >= V;
     if (!bad) {
-        if (axis) {
-            for (Py_ssize_t r = 0; r < R; r++) {
-                int64_t s = 0;
-                const uint8_t *ir = ix + r * C;
-                for (Py_ssize_t c = 0; c < C; c++)
-                    s += hv[ir[c]];
-                d[r] = s;
-            }
-        } else {
-            memset(d, 0, C * 8);
-            for (Py_ssize_t r = 0; r < R; r++) {
-                const uint8_t *ir = ix + r * C;
-                for (Py_ssize_t c = 0; c < C; c++)
-                    d[c] += hv[ir[c]];
-            }
-        }
+        if (affine)
+            index_sums(ix, R, C, axis, h0, step, d);
+        else
+            table_sums(ix, R, C, hv, axis, d);
     }
     Py_END_ALLOW_THREADS
     if (bad) {
@@ -782,6 +871,57 @@ static PyObject *py_lutsum(PyObject *self, PyObject *args)
 done:
     PyBuffer_Release(&idx); PyBuffer_Release(&h); PyBuffer_Release(&dst);
     return ret;
+}
+
+AXM_VEC static void combine_loop(int64_t *d, Py_ssize_t M, Py_ssize_t N, int np_,
+                                 const void *const *pb, const long long *scales, const int *uns,
+                                 const int *trn, const int64_t *rc, const int64_t *cc,
+                                 int64_t c0, int acc)
+{
+    /* row blocks keep the transposed parts' reads within a few cache lines per column */
+    for (Py_ssize_t m0 = 0; m0 < M; m0 += 16) {
+        Py_ssize_t m1 = m0 + 16 < M ? m0 + 16 : M;
+        for (Py_ssize_t m = m0; m < m1; m++) {
+            int64_t *dr = d + m * N;
+            int64_t base = c0 + (rc ? rc[m] : 0);
+            if (acc) {
+                for (Py_ssize_t j = 0; j < N; j++)
+                    dr[j] += base;
+            } else {
+                for (Py_ssize_t j = 0; j < N; j++)
+                    dr[j] = base;
+            }
+            if (cc)
+                for (Py_ssize_t j = 0; j < N; j++)
+                    dr[j] += cc[j];
+            for (int i = 0; i < np_; i++) {
+                int64_t s = scales[i];
+                if (trn[i]) {
+                    if (uns[i]) {
+                        const uint32_t *pc = (const uint32_t *)pb[i] + m;
+                        for (Py_ssize_t j = 0; j < N; j++)
+                            dr[j] += s * (int64_t)pc[j * M];
+                    } else {
+                        const int32_t *pc = (const int32_t *)pb[i] + m;
+                        for (Py_ssize_t j = 0; j < N; j++)
+                            dr[j] += s * (int64_t)pc[j * M];
+                    }
+                } else if (uns[i]) {
+                    const uint32_t *pr = (const uint32_t *)pb[i] + m * N;
+                    for (Py_ssize_t j = 0; j < N; j++)
+                        dr[j] += s * (int64_t)pr[j];
+                } else {
+                    const int32_t *pr = (const int32_t *)pb[i] + m * N;
+                    if (s == 1)
+                        for (Py_ssize_t j = 0; j < N; j++)
+                            dr[j] += pr[j];
+                    else
+                        for (Py_ssize_t j = 0; j < N; j++)
+                            dr[j] += s * (int64_t)pr[j];
+                }
+            }
+        }
+    }
 }
 
 /* combine(dst, M, N, parts, rowc, colc, c0, accumulate): dst[m,n] = [dst +] sum_i s_i*part_i
@@ -832,51 +972,11 @@ static PyObject *py_combine(PyObject *self, PyObject *args)
     }
     int64_t *d = dst.buf;
     const int64_t *rc = have_r ? rowc.buf : NULL, *cc = have_c ? colc.buf : NULL;
+    const void *pb[MAXPARTS];
+    for (int i = 0; i < np_; i++)
+        pb[i] = parts[i].buf;
     Py_BEGIN_ALLOW_THREADS
-    /* row blocks keep the transposed parts' reads within a few cache lines per column */
-    for (Py_ssize_t m0 = 0; m0 < M; m0 += 16) {
-        Py_ssize_t m1 = m0 + 16 < M ? m0 + 16 : M;
-        for (Py_ssize_t m = m0; m < m1; m++) {
-            int64_t *dr = d + m * N;
-            int64_t base = c0 + (rc ? rc[m] : 0);
-            if (acc) {
-                for (Py_ssize_t j = 0; j < N; j++)
-                    dr[j] += base;
-            } else {
-                for (Py_ssize_t j = 0; j < N; j++)
-                    dr[j] = base;
-            }
-            if (cc)
-                for (Py_ssize_t j = 0; j < N; j++)
-                    dr[j] += cc[j];
-            for (int i = 0; i < np_; i++) {
-                int64_t s = scales[i];
-                if (trn[i]) {
-                    if (uns[i]) {
-                        const uint32_t *pc = (const uint32_t *)parts[i].buf + m;
-                        for (Py_ssize_t j = 0; j < N; j++)
-                            dr[j] += s * (int64_t)pc[j * M];
-                    } else {
-                        const int32_t *pc = (const int32_t *)parts[i].buf + m;
-                        for (Py_ssize_t j = 0; j < N; j++)
-                            dr[j] += s * (int64_t)pc[j * M];
-                    }
-                } else if (uns[i]) {
-                    const uint32_t *pr = (const uint32_t *)parts[i].buf + m * N;
-                    for (Py_ssize_t j = 0; j < N; j++)
-                        dr[j] += s * (int64_t)pr[j];
-                } else {
-                    const int32_t *pr = (const int32_t *)parts[i].buf + m * N;
-                    if (s == 1)
-                        for (Py_ssize_t j = 0; j < N; j++)
-                            dr[j] += pr[j];
-                    else
-                        for (Py_ssize_t j = 0; j < N; j++)
-                            dr[j] += s * (int64_t)pr[j];
-                }
-            }
-        }
-    }
+    combine_loop(d, M, N, np_, pb, scales, uns, trn, rc, cc, c0, acc);
     Py_END_ALLOW_THREADS
     ret = Py_None;
     Py_INCREF(ret);
@@ -893,7 +993,7 @@ done:
 }
 
 /* count of indices equal to one of the values in `vals` (at most 4) */
-static Py_ssize_t count_hits(const uint8_t *p, Py_ssize_t n, const uint8_t *vals, int nv)
+AXM_VEC static Py_ssize_t count_hits(const uint8_t *p, Py_ssize_t n, const uint8_t *vals, int nv)
 {
     uint8_t v[4];
     for (int i = 0; i < 4; i++)
@@ -902,6 +1002,20 @@ static Py_ssize_t count_hits(const uint8_t *p, Py_ssize_t n, const uint8_t *vals
     for (Py_ssize_t i = 0; i < n; i++)
         c += (p[i] == v[0]) | (p[i] == v[1]) | (p[i] == v[2]) | (p[i] == v[3]);
     return c;
+}
+
+/* s[n] = row[idx[n]] for n < N (a gather from a table row that stays in L1) */
+AXM_VEC static void set_row_lookup(int64_t *restrict s, const int64_t *restrict row,
+                                   const uint8_t *restrict idx, Py_ssize_t N)
+{
+    for (Py_ssize_t n = 0; n < N; n++)
+        s[n] = row[idx[n]];
+}
+
+AXM_VEC static void add_row(int64_t *restrict s, const int64_t *restrict x, Py_ssize_t N)
+{
+    for (Py_ssize_t n = 0; n < N; n++)
+        s[n] += x[n];
 }
 
 /* outliers(S, M, K, N, ia, ib, V, oa, ra, ob, rb) -> (hits_a, hits_b): sparse corrections
@@ -931,57 +1045,74 @@ static PyObject *py_outliers(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     bad = (M > 0 && K > 0 && max_u8(xa, M * K) >= V) || (K > 0 && N > 0 && max_u8(xb, K * N) >= V);
     if (!bad && oa.len) {
+        /* block of KB rows of b at a time: the residual rows R_j[k, :] = ra[va[j], b[k, :]]
+         * are looked up once per block, and every hit (m, k) adds one of them to S row m
+         * (a vector add; the lookups are not repeated per hit) */
         const int64_t *r = ra.buf;
         ha = count_hits(xa, M * K, va, (int)oa.len);
-        for (Py_ssize_t m = 0; ha && m < M; m++) {
-            const uint8_t *row = xa + m * K;
-            if (!count_hits(row, K, va, (int)oa.len))
-                continue;
-            for (Py_ssize_t k = 0; k < K; k++) {
-                int hit = 0;
-                for (Py_ssize_t i = 0; i < oa.len; i++)
-                    hit |= row[k] == va[i];
-                if (!hit)
-                    continue;
-                const int64_t *rr = r + (size_t)row[k] * V;
-                const uint8_t *bk = xb + k * N;
-                int64_t *sm = s + m * N;
-                for (Py_ssize_t n = 0; n < N; n++)
-                    sm[n] += rr[bk[n]];
+        Py_ssize_t KB = N > 0 ? (32768 / N > 0 ? 32768 / N : 1) : 1;
+        KB = KB < K ? KB : K;
+        int64_t *R = ha ? malloc(sizeof(int64_t) * (size_t)(KB * N * oa.len + 1)) : NULL;
+        if (ha && R == NULL) {
+            nomem = 1;
+        } else if (ha) {
+            for (Py_ssize_t k0 = 0; k0 < K; k0 += KB) {
+                Py_ssize_t k1 = k0 + KB < K ? k0 + KB : K;
+                for (Py_ssize_t j = 0; j < oa.len; j++)
+                    for (Py_ssize_t k = k0; k < k1; k++)
+                        set_row_lookup(R + (j * KB + k - k0) * N, r + (size_t)va[j] * V,
+                                       xb + k * N, N);
+                for (Py_ssize_t m = 0; m < M; m++) {
+                    const uint8_t *row = xa + m * K;
+                    if (!count_hits(row + k0, k1 - k0, va, (int)oa.len))
+                        continue;
+                    for (Py_ssize_t k = k0; k < k1; k++)
+                        for (Py_ssize_t j = 0; j < oa.len; j++)
+                            if (row[k] == va[j])
+                                add_row(s + m * N, R + (j * KB + k - k0) * N, N);
+                }
             }
         }
+        free(R);
     }
     if (!bad && ob.len) {
         /* the hits (k, n) in k order, then one pass per output row: S row m and a row m stay
          * in cache (a column-wise pass would stride through S and a) */
         const int64_t *r = rb.buf;
         hb = count_hits(xb, K * N, vb, (int)ob.len);
+        /* a hit's b value is one of the (at most 4) outlier values vb[j], so the residuals it
+         * needs are column vb[j] of rb: copied once into a small table (L1-resident) */
         Py_ssize_t *hk = hb ? malloc(sizeof(Py_ssize_t) * 2 * hb) : NULL;
-        if (hb && hk == NULL) {
+        int64_t *col = hb ? malloc(sizeof(int64_t) * 4 * V) : NULL;
+        if (hb && (hk == NULL || col == NULL)) {
             nomem = 1;
         } else if (hb) {
             Py_ssize_t *hn = hk + hb, h = 0;
             for (Py_ssize_t k = 0; k < K; k++) {
                 const uint8_t *bk = xb + k * N;
                 for (Py_ssize_t n = 0; n < N; n++) {
-                    int hit = 0;
+                    int hit = -1;
                     for (Py_ssize_t i = 0; i < ob.len; i++)
-                        hit |= bk[n] == vb[i];
-                    if (hit) {
+                        hit = bk[n] == vb[i] ? (int)i : hit;
+                    if (hit >= 0) {
                         hk[h] = k;
-                        hn[h] = n;
+                        hn[h] = n * 4 + hit;        /* output column and outlier slot */
                         h++;
                     }
                 }
             }
+            for (Py_ssize_t i = 0; i < ob.len; i++)
+                for (int v = 0; v < V; v++)
+                    col[i * V + v] = r[(size_t)v * V + vb[i]];
             for (Py_ssize_t m = 0; m < M; m++) {
                 const uint8_t *am = xa + m * K;
                 int64_t *sm = s + m * N;
                 for (Py_ssize_t i = 0; i < h; i++)
-                    sm[hn[i]] += r[(size_t)am[hk[i]] * V + xb[hk[i] * N + hn[i]]];
+                    sm[hn[i] >> 2] += col[(hn[i] & 3) * V + am[hk[i]]];
             }
-            free(hk);
         }
+        free(hk);
+        free(col);
     }
     Py_END_ALLOW_THREADS
     if (nomem) {
