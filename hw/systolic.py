@@ -24,8 +24,9 @@ through untouched, so a tile with ``K_t < rows`` is exact even for multipliers w
 ``acts`` (In): payload ``{data: rows x N, first: 1}``, one activation row ``A[m, k0:k0+K_t]``
 per transfer (lanes ``>= K_t`` are ignored). ``first=1`` marks the first vector of a new tile: it
 waits until a complete shadow tile has been loaded, then swaps it in. The swap travels through
-the array with that vector's wavefront, so earlier vectors still use the old weights and the next
-tile's weights can be loaded while the current tile streams (double buffering).
+the array with that vector's wavefront (down the input skew, then PE to PE beside the
+activations, so no swap net spans the array), so earlier vectors still use the old weights and
+the next tile's weights can be loaded while the current tile streams (double buffering).
 
 ``results`` (Out): payload ``cols x A``, ``C[m, n0:n0+cols]`` for one activation vector, in the
 order the vectors were accepted. Activation lane ``r`` is delayed ``r`` cycles (input skew); PE
@@ -274,6 +275,9 @@ class WSProcessingElement(wiring.Component):
     act_in : In(N)       activation from the left (or from the input skew)
     psum_in : In(signed(A))  partial sum from above (0 for row 0)
     swap : In(1)         from this step on use the shadow weight and shadow active bit
+    swap_out : Out(1)    ``swap`` registered (clock enable ``ce``): the right neighbour's
+                         ``swap``, so the flag travels PE to PE with the activations and no
+                         net fans out across an anti-diagonal of the array
     wr : In(1)           write ``wr_weight``/``wr_active`` into the shadow registers (not gated
                          by ``ce``: weights load while the array is stalled)
     wr_weight : In(N), wr_active : In(1)
@@ -295,7 +299,8 @@ class WSProcessingElement(wiring.Component):
         op, acc = spec.operand_shape, signed(acc_width)
         return wiring.Signature({"ce": In(1), "act_in": In(op), "psum_in": In(acc),
                                  "swap": In(1), "wr": In(1), "wr_weight": In(op),
-                                 "wr_active": In(1), "act_out": Out(op), "psum_out": Out(acc)})
+                                 "wr_active": In(1), "act_out": Out(op), "psum_out": Out(acc),
+                                 "swap_out": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -311,10 +316,17 @@ class WSProcessingElement(wiring.Component):
         active_use = Mux(self.swap, shadow_active, active)
         act = Signal.like(self.act_out, reset_less=True)     # data registers need no reset
         psum = Signal.like(self.psum_out, reset_less=True)
+        # No reset, unlike the array's swap delay line: PE (r, c)'s copy holds the same value
+        # as tap r + c + 1 of that line, and Yosys merges equal flip-flops of one kind
+        # (opt_merge), which would make one net fan out over the anti-diagonal again. Safe
+        # without reset: after a reset every PE is inactive and its shadow inactive, so a stale
+        # flag (one step, at the next clock enable) swaps in an inactive or the same shadow.
+        swap_next = Signal(reset_less=True)
         m.d.comb += [mac.a.eq(self.act_in), mac.b.eq(w_use), mac.acc_in.eq(self.psum_in),
-                     self.act_out.eq(act), self.psum_out.eq(psum)]
+                     self.act_out.eq(act), self.psum_out.eq(psum), self.swap_out.eq(swap_next)]
         with m.If(self.ce):
-            m.d.sync += [weight.eq(w_use), active.eq(active_use), act.eq(self.act_in)]
+            m.d.sync += [weight.eq(w_use), active.eq(active_use), act.eq(self.act_in),
+                         swap_next.eq(self.swap)]
             if mac.pipeline:
                 active_add = Signal()
                 m.d.sync += active_add.eq(active_use)
@@ -339,6 +351,9 @@ class OSProcessingElement(wiring.Component):
     load : In(1)                 drain stage takes the result register (else ``drain_in``)
     drain_in : In(signed(A)), drain_valid_in : In(1)  stage below (0 for the bottom row)
     drain_out : Out(signed(A)), drain_valid_out : Out(1)  this stage (to the row above)
+    valid_out : Out(1), last_out : Out(1)  ``valid``/``last`` registered (clock enable ``ce``):
+                                 the right neighbour's, so the flags travel with the row
+                                 operand instead of fanning out across an anti-diagonal
 
     Latency 1 (2 with ``pipeline``; ``valid``/``last`` are delayed with the product).
     """
@@ -354,12 +369,17 @@ class OSProcessingElement(wiring.Component):
         return wiring.Signature({"ce": In(1), "a_in": In(op), "b_in": In(op), "valid": In(1),
                                  "last": In(1), "a_out": Out(op), "b_out": Out(op),
                                  "load": In(1), "drain_in": In(acc), "drain_valid_in": In(1),
-                                 "drain_out": Out(acc), "drain_valid_out": Out(1)})
+                                 "drain_out": Out(acc), "drain_valid_out": Out(1),
+                                 "valid_out": Out(1), "last_out": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
         mac = self._mac
         m.submodules.mac = EnableInserter(self.ce)(mac)  # the product register, if any
+        flags = Signal(2)                                 # valid, last for the right neighbour
+        m.d.comb += [self.valid_out.eq(flags[0]), self.last_out.eq(flags[1])]
+        with m.If(self.ce):
+            m.d.sync += flags.eq(Cat(self.valid, self.last))
         acc = Signal.like(self.drain_out)
         result = Signal.like(self.drain_out, reset_less=True)
         a = Signal.like(self.a_out, reset_less=True)          # data registers need no reset
@@ -446,8 +466,8 @@ class WSRow(_Row):
 
     Members (``C = len(specs)``; ``X[c]`` belongs to PE ``c``, a separate Verilog port
     ``X__c``): ``ce`` In(1); ``act_in`` In(N); ``psum_in[c]``/``psum_out[c]`` In/Out(signed(A));
-    ``swap[c]`` In(1); ``wr``, ``wr_active`` In(1) and ``wr_weight[c]`` In(N) write the row's
-    shadow weights.
+    ``swap`` In(1) (PE 0's; it moves one PE per cycle to the right with the activations);
+    ``wr``, ``wr_active`` In(1) and ``wr_weight[c]`` In(N) write the row's shadow weights.
     """
 
     _pe_class = WSProcessingElement
@@ -457,7 +477,7 @@ class WSRow(_Row):
         op, acc = spec.operand_shape, signed(acc_width)
         return wiring.Signature({
             "ce": In(1), "act_in": In(op), "psum_in": In(acc).array(cols),
-            "swap": In(1).array(cols), "wr": In(1), "wr_active": In(1),
+            "swap": In(1), "wr": In(1), "wr_active": In(1),
             "wr_weight": In(op).array(cols), "psum_out": Out(acc).array(cols)})
 
     def elaborate(self, platform):
@@ -466,7 +486,8 @@ class WSRow(_Row):
         for c, pe in enumerate(pes):
             m.d.comb += [pe.act_in.eq(self.act_in if c == 0 else pes[c - 1].act_out),
                          pe.psum_in.eq(self.psum_in[c]), self.psum_out[c].eq(pe.psum_out),
-                         pe.swap.eq(self.swap[c]), pe.wr.eq(self.wr),
+                         pe.swap.eq(self.swap if c == 0 else pes[c - 1].swap_out),
+                         pe.wr.eq(self.wr),
                          pe.wr_active.eq(self.wr_active), pe.wr_weight.eq(self.wr_weight[c])]
         return m
 
@@ -476,8 +497,9 @@ class OSRow(_Row):
     column operands pass down through the row.
 
     Members (``C = len(specs)``; ``X[c]`` belongs to PE ``c``, a separate Verilog port
-    ``X__c``): ``ce`` In(1); ``a_in`` In(N); ``b_in[c]``/``b_out[c]`` In/Out(N); ``valid[c]``,
-    ``last[c]``, ``load[c]`` In(1); ``drain_in[c]``/``drain_out[c]`` In/Out(signed(A)) and
+    ``X__c``): ``ce`` In(1); ``a_in`` In(N); ``b_in[c]``/``b_out[c]`` In/Out(N); ``valid``,
+    ``last`` In(1) (PE 0's; they move right with ``a``, one PE per cycle); ``load[c]``
+    In(1); ``drain_in[c]``/``drain_out[c]`` In/Out(signed(A)) and
     ``drain_valid_in[c]``/``drain_valid_out[c]`` In/Out(1): the row's stage of every column's
     drain chain.
     """
@@ -489,8 +511,8 @@ class OSRow(_Row):
         op, acc = spec.operand_shape, signed(acc_width)
         return wiring.Signature({
             "ce": In(1), "a_in": In(op), "b_in": In(op).array(cols),
-            "b_out": Out(op).array(cols), "valid": In(1).array(cols),
-            "last": In(1).array(cols), "load": In(1).array(cols),
+            "b_out": Out(op).array(cols), "valid": In(1), "last": In(1),
+            "load": In(1).array(cols),
             "drain_in": In(acc).array(cols), "drain_valid_in": In(1).array(cols),
             "drain_out": Out(acc).array(cols), "drain_valid_out": Out(1).array(cols)})
 
@@ -500,7 +522,8 @@ class OSRow(_Row):
         for c, pe in enumerate(pes):
             m.d.comb += [pe.a_in.eq(self.a_in if c == 0 else pes[c - 1].a_out),
                          pe.b_in.eq(self.b_in[c]), self.b_out[c].eq(pe.b_out),
-                         pe.valid.eq(self.valid[c]), pe.last.eq(self.last[c]),
+                         pe.valid.eq(self.valid if c == 0 else pes[c - 1].valid_out),
+                         pe.last.eq(self.last if c == 0 else pes[c - 1].last_out),
                          pe.load.eq(self.load[c]), pe.drain_in.eq(self.drain_in[c]),
                          pe.drain_valid_in.eq(self.drain_valid_in[c]),
                          self.drain_out[c].eq(pe.drain_out),
@@ -996,15 +1019,25 @@ class SystolicArray(wiring.Component):
                 sums = _delay(pipe, s_in, self.latency - 1, "corr_sum")[-1]
 
         # PE (r, c) sees vector t at step t + r + c: lane r is delayed r steps, the swap flag
-        # r + c steps; column c's sum leaves row rows-1 and is delayed cols-1-c more steps.
-        swap = _delay(pipe, swap0, n_rows + cols - 2, "swap", reset_less=False)
+        # r steps into row r and then moves with the activations (c more steps); column c's
+        # sum leaves row rows-1 and is delayed cols-1-c more steps. The correction's column
+        # stage needs the flag rows + cols - 2 steps late (the last PE's step).
+        swap = _delay(pipe, swap0, n_rows + cols - 2 if corr is not None else n_rows - 1,
+                      "swap", reset_less=False)
+        # Row 0 swaps on a *presented* first vector, accepted or not, so no path runs from the
+        # acceptance logic (credits, the stall, a complete shadow tile) into PE (0, 0)'s weight
+        # multiplexer and multiplier. An early swap is harmless: the step it comes with is a
+        # bubble (its result is never valid), every vector of the old tile has already passed
+        # that PE, and the accepted first vector swaps the (then complete) shadow in again.
+        spec_swap = Signal(name="swap_presented")
+        m.d.comb += spec_swap.eq(self.acts.valid & first)
         valid = _delay(pipe, accepted, self.latency, "valid", reset_less=False)
         for r, row in enumerate(rows):
             skew = _delay(pipe, _lane(self.acts.payload.data, r, n, op_shape), r, f"act{r}")
             m.d.comb += row.act_in.eq(skew[-1])
             for c in range(cols):
-                m.d.comb += [row.psum_in[c].eq(0 if r == 0 else rows[r - 1].psum_out[c]),
-                             row.swap[c].eq(swap[r + c])]
+                m.d.comb += row.psum_in[c].eq(0 if r == 0 else rows[r - 1].psum_out[c])
+            m.d.comb += row.swap.eq(swap[r] if r else spec_swap)
         outs = [_delay(pipe, rows[-1].psum_out[c], cols - 1 - c, f"col{c}")[-1]
                 for c in range(cols)]
         if corr is not None:
@@ -1035,17 +1068,17 @@ class SystolicArray(wiring.Component):
         m.d.comb += accepted.eq(self.operands.valid & self.operands.ready)
 
         # PE (r, c) sees step t at t + r + c: a lane r delayed r, b lane c delayed c, valid and
-        # last r + c. Column c's results are complete rows + c (+1) steps after the `last` step
+        # last r into row r, then c more with the row operand (PE to PE). Column c's results are complete rows + c (+1) steps after the `last` step
         # entered: then they are loaded into the drain chain, which shifts toward row 0.
         depth = n_rows + cols - 1 + extra
-        valid = _delay(pipe, accepted, depth, "valid", reset_less=False)
+        valid = _delay(pipe, accepted, n_rows - 1, "valid", reset_less=False)
         last = _delay(pipe, accepted & p.last, depth, "last", reset_less=False)
         b_skew = [_delay(pipe, _lane(p.b, c, n, op_shape), c, f"b{c}")[-1] for c in range(cols)]
         for r, row in enumerate(rows):
-            m.d.comb += row.a_in.eq(_delay(pipe, _lane(p.a, r, n, op_shape), r, f"a{r}")[-1])
+            m.d.comb += [row.a_in.eq(_delay(pipe, _lane(p.a, r, n, op_shape), r, f"a{r}")[-1]),
+                         row.valid.eq(valid[r]), row.last.eq(last[r])]
             for c in range(cols):
                 m.d.comb += [row.b_in[c].eq(b_skew[c] if r == 0 else rows[r - 1].b_out[c]),
-                             row.valid[c].eq(valid[r + c]), row.last[c].eq(last[r + c]),
                              row.load[c].eq(last[n_rows + c + extra])]
                 if r + 1 < n_rows:
                     m.d.comb += [row.drain_in[c].eq(rows[r + 1].drain_out[c]),

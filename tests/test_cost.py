@@ -206,6 +206,39 @@ def test_place_and_route_reports_fmax_and_keeps_the_logic(cache):
     ecp5 = place_and_route(mult("exact", 4), "ecp5-85f", cache=cache)
     assert ecp5.device == "LFE5U-85F-CABGA381" and ecp5.fmax_mhz > 5
     assert set(ecp5.tools) == {"yosys", "nextpnr-ecp5"}
+    # The recorded critical path is the one that sets Fmax: its delays add up to 1 / Fmax
+    # (nextpnr reports both independently), and it runs between two of the design's cells.
+    for r in (direct, serial, ecp5):
+        cp = r.critical_path
+        assert cp and cp["logic_levels"] >= 1 and cp["from"] and cp["to"]
+        assert cp["delay_ns"] == pytest.approx(1000 / r.fmax_mhz, rel=0.02)
+        assert cp["logic_ns"] + cp["routing_ns"] == pytest.approx(cp["delay_ns"], abs=0.01)
+        assert all(ns > 0 for _, ns in cp["slowest_nets"])
+
+
+def test_critical_path_summary_of_a_nextpnr_report():
+    """nextpnr's report format (``critical_paths``: per clock pair, segments with ``type``,
+    ``delay``, ``net``, ``from``/``to`` cells): the slowest clocked path is kept, the
+    harness's asynchronous I/O paths are not."""
+    from hw.cost.pnr import critical_path
+
+    def seg(kind, delay, net="", a="x", b="y"):
+        return {"type": kind, "delay": delay, "net": net, "from": {"cell": a, "port": "Q"},
+                "to": {"cell": b, "port": "D"}}
+
+    report = {"critical_paths": [
+        {"from": "<async>", "to": "posedge clk", "path": [seg("routing", 50.0, "rst")]},
+        {"from": "posedge clk", "to": "posedge clk", "path": [
+            seg("clk-to-q", 0.5, a="r0"), seg("routing", 3.0, "fanout"), seg("logic", 0.25),
+            seg("routing", 0.0, "carry"), seg("logic", 0.25), seg("routing", 1.0, "local"),
+            seg("setup", 0.1, b="r1")]},
+        {"from": "posedge clk", "to": "posedge clk", "path": [
+            seg("clk-to-q", 0.5, a="q0"), seg("routing", 1.0, "n"), seg("setup", 0.1)]}]}
+    cp = critical_path(report)
+    assert cp == {"from": "r0", "to": "r1", "delay_ns": 5.1, "logic_ns": 1.1, "routing_ns": 4.0,
+                  "logic_levels": 2, "slowest_nets": [["fanout", 3.0], ["local", 1.0]]}
+    assert critical_path({"critical_paths": []}) is None
+    assert critical_path({}) is None
 
 
 @pytest.mark.fpga

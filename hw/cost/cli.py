@@ -269,6 +269,12 @@ def _cmd_pnr(args):
               f"{'  [cached]' if r.cached else ''}")
         if r.fmax_mhz is not None:
             print(f"  Fmax {r.fmax_mhz:.2f} MHz (target {r.freq_mhz:g} MHz)")
+        cp = r.critical_path
+        if cp:
+            nets = ", ".join(f"{net} {ns:.2f} ns" for net, ns in cp["slowest_nets"])
+            print(f"  critical path {cp['delay_ns']:.2f} ns ({cp['logic_ns']:.2f} logic in "
+                  f"{cp['logic_levels']} levels, {cp['routing_ns']:.2f} routing): "
+                  f"{cp['from']} -> {cp['to']}" + (f"; slowest nets: {nets}" if nets else ""))
         for k, v in r.utilization.items():
             if v["used"]:
                 print(f"  {k:14s} {v['used']:6d} / {v['available']}")

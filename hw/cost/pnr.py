@@ -26,7 +26,8 @@ from .errors import CostError, DoesNotFit, ToolError
 from .harness import IO_MODES, Harness
 from .synth import run_yosys, synth_commands
 
-__all__ = ["Device", "DEVICES", "find_device", "PnrResult", "place_and_route", "harness_design"]
+__all__ = ["Device", "DEVICES", "find_device", "PnrResult", "place_and_route", "harness_design",
+           "critical_path"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ class PnrResult:
     verilog_sha256: str               # of the harness Verilog
     seconds: float
     cached: bool = field(default=False, compare=False)
+    #: The slowest register-to-register path (:func:`critical_path`); ``None`` with pack_only
+    #: and in results cached before it was recorded.
+    critical_path: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +94,33 @@ class PnrResult:
     def over_capacity(self) -> dict:
         """Resources whose use exceeds the device (only non-empty for pack-only results)."""
         return {k: v for k, v in self.utilization.items() if v["used"] > v["available"]}
+
+
+def critical_path(report: dict) -> dict | None:
+    """The slowest clock-to-clock path of a nextpnr ``--report`` JSON, summarised:
+    ``{"from", "to"}`` (start and end cells), ``delay_ns`` (its total), ``logic_ns`` and
+    ``routing_ns`` (their split), ``logic_levels`` (logic segments) and ``slowest_nets`` (up to
+    three ``[net, ns]``, longest routing delays first): where timing closure has to start."""
+    best = None
+    for path in report.get("critical_paths", []):
+        if "<async>" in (path.get("from", ""), path.get("to", "")):
+            continue                         # I/O paths of the harness, not the design's
+        segs = path.get("path") or []
+        total = sum(float(seg.get("delay", 0.0)) for seg in segs)
+        if segs and (best is None or total > best[0]):
+            best = (total, segs)
+    if best is None:
+        return None
+    total, segs = best
+    logic = sum(float(seg.get("delay", 0.0)) for seg in segs if seg.get("type") != "routing")
+    nets = sorted(((seg.get("net", "?"), round(float(seg.get("delay", 0.0)), 3))
+                   for seg in segs if seg.get("type") == "routing"), key=lambda t: -t[1])
+    return {"from": segs[0].get("from", {}).get("cell", "?"),
+            "to": segs[-1].get("to", {}).get("cell", "?"),
+            "delay_ns": round(total, 3), "logic_ns": round(logic, 3),
+            "routing_ns": round(total - logic, 3),
+            "logic_levels": sum(seg.get("type") == "logic" for seg in segs),
+            "slowest_nets": [list(n) for n in nets[:3] if n[1] > 0]}
 
 
 def harness_design(design: Design, device: Device, io: str = "auto") -> Design:
@@ -218,7 +249,8 @@ def place_and_route(design: Design, device: str | Device = "ice40up5k", *, dsp: 
                     logic_used=logic["used"], logic_available=logic["available"],
                     utilization=util, synth_cells=stat["cells"], tools=versions,
                     verilog_sha256=wrapped.verilog_sha256,
-                    seconds=round(time.monotonic() - start, 3))
+                    seconds=round(time.monotonic() - start, 3),
+                    critical_path=None if pack_only else critical_path(report))
     value = out.as_dict()
     del value["cached"]
     cache.put("pnr", key, value)
