@@ -316,12 +316,14 @@ class WSProcessingElement(wiring.Component):
         active_use = Mux(self.swap, shadow_active, active)
         act = Signal.like(self.act_out, reset_less=True)     # data registers need no reset
         psum = Signal.like(self.psum_out, reset_less=True)
-        # No reset, unlike the array's swap delay line: PE (r, c)'s copy holds the same value
-        # as tap r + c + 1 of that line, and Yosys merges equal flip-flops of one kind
-        # (opt_merge), which would make one net fan out over the anti-diagonal again. Safe
-        # without reset: after a reset every PE is inactive and its shadow inactive, so a stale
+        # With ``pipeline`` (built for Fmax): no reset, unlike the array's swap delay line. PE
+        # (r, c)'s copy holds the same value as tap r + c + 1 of that line, and Yosys merges
+        # equal flip-flops of one kind (opt_merge), which makes one net fan out over an
+        # anti-diagonal again; without ``pipeline`` that merge is kept (fewer flip-flops, and
+        # on ECP5 ABC9 maps the PEs in fewer LUTs when this path stays the critical one).
+        # Safe without reset: after a reset every PE and its shadow are inactive, so a stale
         # flag (one step, at the next clock enable) swaps in an inactive or the same shadow.
-        swap_next = Signal(reset_less=True)
+        swap_next = Signal(reset_less=mac.pipeline)
         m.d.comb += [mac.a.eq(self.act_in), mac.b.eq(w_use), mac.acc_in.eq(self.psum_in),
                      self.act_out.eq(act), self.psum_out.eq(psum), self.swap_out.eq(swap_next)]
         with m.If(self.ce):
@@ -1024,13 +1026,16 @@ class SystolicArray(wiring.Component):
         # stage needs the flag rows + cols - 2 steps late (the last PE's step).
         swap = _delay(pipe, swap0, n_rows + cols - 2 if corr is not None else n_rows - 1,
                       "swap", reset_less=False)
-        # Row 0 swaps on a *presented* first vector, accepted or not, so no path runs from the
-        # acceptance logic (credits, the stall, a complete shadow tile) into PE (0, 0)'s weight
-        # multiplexer and multiplier. An early swap is harmless: the step it comes with is a
-        # bubble (its result is never valid), every vector of the old tile has already passed
-        # that PE, and the accepted first vector swaps the (then complete) shadow in again.
-        spec_swap = Signal(name="swap_presented")
-        m.d.comb += spec_swap.eq(self.acts.valid & first)
+        # With ``pipeline``, row 0 swaps on a *presented* first vector, accepted or not, so no
+        # path runs from the acceptance logic (credits, the stall, a complete shadow tile) into
+        # PE (0, 0)'s weight multiplexer and multiplier. An early swap is harmless: the step it
+        # comes with is a bubble (its result is never valid), every vector of the old tile has
+        # already passed that PE, and the accepted first vector swaps the (then complete)
+        # shadow in again. (Without ``pipeline`` the accepted swap: see the PE's swap copy.)
+        spec_swap = swap0
+        if self._pipeline:
+            spec_swap = Signal(name="swap_presented")
+            m.d.comb += spec_swap.eq(self.acts.valid & first)
         valid = _delay(pipe, accepted, self.latency, "valid", reset_less=False)
         for r, row in enumerate(rows):
             skew = _delay(pipe, _lane(self.acts.payload.data, r, n, op_shape), r, f"act{r}")
