@@ -353,9 +353,6 @@ class OSProcessingElement(wiring.Component):
     load : In(1)                 drain stage takes the result register (else ``drain_in``)
     drain_in : In(signed(A)), drain_valid_in : In(1)  stage below (0 for the bottom row)
     drain_out : Out(signed(A)), drain_valid_out : Out(1)  this stage (to the row above)
-    valid_out : Out(1), last_out : Out(1)  ``valid``/``last`` registered (clock enable ``ce``):
-                                 the right neighbour's, so the flags travel with the row
-                                 operand instead of fanning out across an anti-diagonal
 
     Latency 1 (2 with ``pipeline``; ``valid``/``last`` are delayed with the product).
     """
@@ -371,17 +368,12 @@ class OSProcessingElement(wiring.Component):
         return wiring.Signature({"ce": In(1), "a_in": In(op), "b_in": In(op), "valid": In(1),
                                  "last": In(1), "a_out": Out(op), "b_out": Out(op),
                                  "load": In(1), "drain_in": In(acc), "drain_valid_in": In(1),
-                                 "drain_out": Out(acc), "drain_valid_out": Out(1),
-                                 "valid_out": Out(1), "last_out": Out(1)})
+                                 "drain_out": Out(acc), "drain_valid_out": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
         mac = self._mac
         m.submodules.mac = EnableInserter(self.ce)(mac)  # the product register, if any
-        flags = Signal(2)                                 # valid, last for the right neighbour
-        m.d.comb += [self.valid_out.eq(flags[0]), self.last_out.eq(flags[1])]
-        with m.If(self.ce):
-            m.d.sync += flags.eq(Cat(self.valid, self.last))
         acc = Signal.like(self.drain_out)
         result = Signal.like(self.drain_out, reset_less=True)
         a = Signal.like(self.a_out, reset_less=True)          # data registers need no reset
@@ -499,9 +491,8 @@ class OSRow(_Row):
     column operands pass down through the row.
 
     Members (``C = len(specs)``; ``X[c]`` belongs to PE ``c``, a separate Verilog port
-    ``X__c``): ``ce`` In(1); ``a_in`` In(N); ``b_in[c]``/``b_out[c]`` In/Out(N); ``valid``,
-    ``last`` In(1) (PE 0's; they move right with ``a``, one PE per cycle); ``load[c]``
-    In(1); ``drain_in[c]``/``drain_out[c]`` In/Out(signed(A)) and
+    ``X__c``): ``ce`` In(1); ``a_in`` In(N); ``b_in[c]``/``b_out[c]`` In/Out(N); ``valid[c]``,
+    ``last[c]``, ``load[c]`` In(1); ``drain_in[c]``/``drain_out[c]`` In/Out(signed(A)) and
     ``drain_valid_in[c]``/``drain_valid_out[c]`` In/Out(1): the row's stage of every column's
     drain chain.
     """
@@ -513,8 +504,8 @@ class OSRow(_Row):
         op, acc = spec.operand_shape, signed(acc_width)
         return wiring.Signature({
             "ce": In(1), "a_in": In(op), "b_in": In(op).array(cols),
-            "b_out": Out(op).array(cols), "valid": In(1), "last": In(1),
-            "load": In(1).array(cols),
+            "b_out": Out(op).array(cols), "valid": In(1).array(cols),
+            "last": In(1).array(cols), "load": In(1).array(cols),
             "drain_in": In(acc).array(cols), "drain_valid_in": In(1).array(cols),
             "drain_out": Out(acc).array(cols), "drain_valid_out": Out(1).array(cols)})
 
@@ -524,8 +515,7 @@ class OSRow(_Row):
         for c, pe in enumerate(pes):
             m.d.comb += [pe.a_in.eq(self.a_in if c == 0 else pes[c - 1].a_out),
                          pe.b_in.eq(self.b_in[c]), self.b_out[c].eq(pe.b_out),
-                         pe.valid.eq(self.valid if c == 0 else pes[c - 1].valid_out),
-                         pe.last.eq(self.last if c == 0 else pes[c - 1].last_out),
+                         pe.valid.eq(self.valid[c]), pe.last.eq(self.last[c]),
                          pe.load.eq(self.load[c]), pe.drain_in.eq(self.drain_in[c]),
                          pe.drain_valid_in.eq(self.drain_valid_in[c]),
                          self.drain_out[c].eq(pe.drain_out),
@@ -1073,17 +1063,17 @@ class SystolicArray(wiring.Component):
         m.d.comb += accepted.eq(self.operands.valid & self.operands.ready)
 
         # PE (r, c) sees step t at t + r + c: a lane r delayed r, b lane c delayed c, valid and
-        # last r into row r, then c more with the row operand (PE to PE). Column c's results are complete rows + c (+1) steps after the `last` step
+        # last r + c. Column c's results are complete rows + c (+1) steps after the `last` step
         # entered: then they are loaded into the drain chain, which shifts toward row 0.
         depth = n_rows + cols - 1 + extra
-        valid = _delay(pipe, accepted, n_rows - 1, "valid", reset_less=False)
+        valid = _delay(pipe, accepted, depth, "valid", reset_less=False)
         last = _delay(pipe, accepted & p.last, depth, "last", reset_less=False)
         b_skew = [_delay(pipe, _lane(p.b, c, n, op_shape), c, f"b{c}")[-1] for c in range(cols)]
         for r, row in enumerate(rows):
-            m.d.comb += [row.a_in.eq(_delay(pipe, _lane(p.a, r, n, op_shape), r, f"a{r}")[-1]),
-                         row.valid.eq(valid[r]), row.last.eq(last[r])]
+            m.d.comb += row.a_in.eq(_delay(pipe, _lane(p.a, r, n, op_shape), r, f"a{r}")[-1])
             for c in range(cols):
                 m.d.comb += [row.b_in[c].eq(b_skew[c] if r == 0 else rows[r - 1].b_out[c]),
+                             row.valid[c].eq(valid[r + c]), row.last[c].eq(last[r + c]),
                              row.load[c].eq(last[n_rows + c + extra])]
                 if r + 1 < n_rows:
                     m.d.comb += [row.drain_in[c].eq(rows[r + 1].drain_out[c]),
